@@ -1,0 +1,634 @@
+// The receiver's state machine (sans-IO). It gathers symbols per block, decodes a block as soon as it holds
+// any k of them, verifies it against its digest and hands it out; it asks the sender for the number of
+// symbols it still lacks per block, after a random back-off that lets one request cover many receivers.
+import { getCodec } from '../fec/index.js';
+import type { PacketProtector } from './crypto.js';
+import { type Transmit, type DropCounters, newDropCounters, microsOf } from './common.js';
+import { type Geometry, blockLength, makeGeometry, sourceSymbolLength, sourceSymbols, symbolIdOf } from './geometry.js';
+import { MinHeap } from './heap.js';
+import { equalBytes, imageDigest, sha256 } from './sender.js';
+import {
+  AckKind,
+  type Announce,
+  AnnounceFlag,
+  EndReason,
+  HASH_BYTES,
+  type NackEntry,
+  NackFlag,
+  PacketType,
+  Phase,
+  ReceiverState,
+  SYMBOL_ID_COUNT,
+  WireError,
+  decodeAck,
+  decodeAnnounce,
+  decodeData,
+  decodeEnd,
+  decodeHashes,
+  encodeJoin,
+  encodeNack,
+  encodeStatus,
+  nackCapacity,
+  readHeader,
+  type DataPacket,
+} from './wire.js';
+
+export interface ReceiverOptions {
+  nodeId: number;
+  name?: string;
+  /** Accept only this session; by default the first session announced on the group. */
+  sessionId?: number;
+  protector?: PacketProtector;
+  /** Image digest known from a trusted source (the site server): the session must match it. */
+  expectedDigest?: Uint8Array;
+  /** Per-block digests known in advance (blockCount * 32 bytes). */
+  blockHashes?: Uint8Array;
+  /** Give up when no sender has been heard this long after start (default: wait for ever). */
+  startTimeoutMs?: number | null;
+  /** Give up when the sender falls silent this long (default 30 s). */
+  idleTimeoutMs?: number;
+  /** Refuse sessions whose image is larger (e.g. the target device's size). */
+  maxImageSize?: number;
+  /** Largest datagram this receiver sends (feedback); default 1400. */
+  maxDatagram?: number;
+  /** Uniform random numbers in [0, 1): back-off timers. Inject a seeded one for deterministic simulation. */
+  random?: () => number;
+}
+
+export type FailureReason = 'rejected' | 'dropped' | 'ended' | 'timeout' | 'hash-mismatch' | 'too-large' | 'aborted';
+
+export type ReceiverEvent =
+  | { type: 'session'; sessionId: number; geometry: Geometry; sender: string }
+  | { type: 'joined' }
+  | { type: 'block'; block: number; offset: number; data: Uint8Array }
+  | { type: 'complete'; digest: Uint8Array }
+  | { type: 'closed'; confirmed: boolean }
+  | { type: 'failed'; reason: FailureReason; message: string };
+
+export interface ReceiverStats {
+  datagrams: number;
+  dataPackets: number;
+  usefulSymbols: number;
+  blocksComplete: number;
+  blocksDecoded: number;
+  hashMismatches: number;
+  nackPackets: number;
+  nackEntries: number;
+  statusPackets: number;
+  lossPpm: number;
+  drops: DropCounters;
+}
+
+const EMPTY = 0;
+const COMPLETE = 1;
+const AWAITING_HASH = 2;
+const MAX_MISMATCHES_PER_BLOCK = 3;
+const CONFIRM_TRIES = 12;
+
+interface PartialBlock {
+  ids: number[];
+  symbols: Uint8Array[];
+  have: Uint8Array;
+  seen: number;
+  lastReceived: number;
+}
+
+type Stage = 'listening' | 'joining' | 'receiving' | 'complete' | 'closed' | 'failed';
+
+export class Receiver {
+  private stage: Stage = 'listening';
+  private sessionId: number | null;
+  private sender: string | null = null;
+  geometry: Geometry | null = null;
+  private blockState = new Uint8Array(0);
+  private hashes = new Uint8Array(0);
+  private hashKnown = new Uint8Array(0);
+  private mismatches = new Map<number, number>();
+  private readonly partial = new Map<number, PartialBlock>();
+  private readonly decodedAwaitingHash = new Map<number, Uint8Array>();
+  private completeCount = 0;
+  private digest: Uint8Array | null = null;
+  private imageDigestValue: Uint8Array | null = null;
+
+  // Repair requests: a due time per block (stale heap entries are skipped).
+  private eligibleUpTo = 0;
+  private nackDue = new Float64Array(0);
+  private readonly schedule = new MinHeap();
+
+  private readonly startedAt: number;
+  private lastSenderPacket = -Infinity;
+  private echoTimestamp = 0;
+  private echoReceivedAt = 0;
+  private grttMs = 1;
+  private statusIntervalMs = 250;
+  private nextStatusAt = Infinity;
+  private nextJoinAt = Infinity;
+  private joinTries = 0;
+  private confirmTries = 0;
+  private intervalReceived = 0;
+  private intervalHighSeq = -1;
+  private lastReportHighSeq = -1;
+  private readonly out: Transmit[] = [];
+  private readonly events: ReceiverEvent[] = [];
+  private readonly random: () => number;
+  private readonly stats: ReceiverStats;
+
+  constructor(
+    private readonly opts: ReceiverOptions,
+    now: number,
+  ) {
+    this.sessionId = opts.sessionId ?? null;
+    this.startedAt = now;
+    this.random = opts.random ?? Math.random;
+    if (opts.expectedDigest) this.digest = opts.expectedDigest;
+    this.stats = {
+      datagrams: 0,
+      dataPackets: 0,
+      usefulSymbols: 0,
+      blocksComplete: 0,
+      blocksDecoded: 0,
+      hashMismatches: 0,
+      nackPackets: 0,
+      nackEntries: 0,
+      statusPackets: 0,
+      lossPpm: 0,
+      drops: newDropCounters(),
+    };
+  }
+
+  // ---- public API ------------------------------------------------------------------------------------------
+
+  get isDone(): boolean {
+    return this.stage === 'closed' || this.stage === 'failed';
+  }
+
+  get isComplete(): boolean {
+    return this.stage === 'complete' || (this.stage === 'closed' && this.imageDigestValue !== null);
+  }
+
+  get blocksComplete(): number {
+    return this.completeCount;
+  }
+
+  getStats(): ReceiverStats {
+    this.stats.blocksComplete = this.completeCount;
+    return this.stats;
+  }
+
+  pollEvent(): ReceiverEvent | undefined {
+    return this.events.shift();
+  }
+
+  poll(_now?: number): Transmit | undefined {
+    return this.out.shift();
+  }
+
+  /** The application gives up (disk full, user interrupt): tells the sender and fails. */
+  abort(now: number, message: string): void {
+    if (this.isDone) return;
+    if (this.sender !== null && this.sessionId !== null) this.sendStatus(now, ReceiverState.Leaving);
+    this.fail('aborted', message);
+  }
+
+  nextTimeout(_now?: number): number | null {
+    if (this.isDone) return null;
+    let t = Math.min(this.nextStatusAt, this.nextJoinAt);
+    const due = this.schedule.peekKey();
+    if (due !== undefined) t = Math.min(t, due);
+    if (this.opts.startTimeoutMs != null && this.stage === 'listening') t = Math.min(t, this.startedAt + this.opts.startTimeoutMs);
+    if (this.stage !== 'listening') t = Math.min(t, this.lastSenderPacket + this.idleTimeout());
+    return t === Infinity ? null : t;
+  }
+
+  handleTimeout(now: number): void {
+    if (this.isDone) return;
+    if (this.stage === 'listening') {
+      if (this.opts.startTimeoutMs != null && now - this.startedAt >= this.opts.startTimeoutMs) {
+        this.fail('timeout', `no sender announced a session within ${Math.round(this.opts.startTimeoutMs / 1000)} s`);
+      }
+      return;
+    }
+    if (now - this.lastSenderPacket >= this.idleTimeout()) {
+      const what = this.stage === 'complete' ? 'confirmation' : 'data';
+      if (this.stage === 'complete') {
+        this.close(false);
+      } else {
+        this.fail('timeout', `the sender fell silent for ${Math.round(this.idleTimeout() / 1000)} s (waiting for ${what})`);
+      }
+      return;
+    }
+    if (now >= this.nextJoinAt) this.sendJoin(now);
+    if (now >= this.nextStatusAt) {
+      if (this.stage === 'complete') {
+        this.sendStatus(now, ReceiverState.Complete);
+        if (++this.confirmTries >= CONFIRM_TRIES) {
+          this.close(false);
+          return;
+        }
+        this.nextStatusAt = now + Math.min(1000, 50 * 2 ** Math.min(this.confirmTries, 5));
+      } else {
+        this.sendStatus(now, ReceiverState.Receiving);
+        this.nextStatusAt = now + this.statusIntervalMs * (0.9 + 0.2 * this.random());
+      }
+    }
+    if (this.stage === 'receiving' || this.stage === 'joining') this.runSchedule(now);
+  }
+
+  handleDatagram(now: number, datagram: Uint8Array, from: string): void {
+    if (this.isDone) return;
+    this.stats.datagrams++;
+    try {
+      let header = readHeader(datagram);
+      if (this.sessionId !== null && header.sessionId !== this.sessionId) {
+        this.stats.drops.otherSession++;
+        return;
+      }
+      let buf = Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+      if (this.opts.protector) {
+        if (!header.encrypted) {
+          this.stats.drops.unencrypted++;
+          return;
+        }
+        buf = this.opts.protector.open(buf);
+        header = readHeader(buf);
+      } else if (header.encrypted) {
+        this.stats.drops.encrypted++;
+        return;
+      }
+      if (this.sender !== null && from !== this.sender) {
+        // Same session id from another address: someone else's traffic, or forged.
+        this.stats.drops.otherSession++;
+        return;
+      }
+      switch (header.type) {
+        case PacketType.Announce:
+          this.onAnnounce(now, decodeAnnounce(buf), header.sessionId, from);
+          break;
+        case PacketType.Data:
+          if (!this.geometry) {
+            this.stats.drops.beforeAnnounce++;
+            return;
+          }
+          this.lastSenderPacket = now;
+          this.onData(now, decodeData(buf));
+          break;
+        case PacketType.Hashes:
+          if (!this.geometry) {
+            this.stats.drops.beforeAnnounce++;
+            return;
+          }
+          this.lastSenderPacket = now;
+          this.onHashes(now, decodeHashes(buf));
+          break;
+        case PacketType.Ack: {
+          if (!this.geometry) return;
+          const ack = decodeAck(buf);
+          if (ack.nodeId !== this.opts.nodeId) return;
+          this.lastSenderPacket = now;
+          this.onAck(now, ack.kind);
+          break;
+        }
+        case PacketType.End:
+          if (!this.geometry) return;
+          this.onEnd(decodeEnd(buf).reason);
+          break;
+        default:
+          this.stats.drops.unexpected++;
+      }
+    } catch (err) {
+      if (err instanceof WireError) this.stats.drops.malformed++;
+      else throw err;
+    }
+  }
+
+  // ---- session -----------------------------------------------------------------------------------------------
+
+  private idleTimeout(): number {
+    return this.opts.idleTimeoutMs ?? 30_000;
+  }
+
+  private onAnnounce(now: number, a: Announce, sessionId: number, from: string): void {
+    this.lastSenderPacket = now;
+    if (!this.geometry) {
+      if (this.opts.maxImageSize !== undefined && a.imageSize > this.opts.maxImageSize) {
+        this.fail('too-large', `the session's image (${a.imageSize} bytes) is larger than the target (${this.opts.maxImageSize} bytes)`);
+        return;
+      }
+      const g = makeGeometry(a.imageSize, a.symbolSize, a.blockSymbols);
+      if (this.opts.blockHashes && this.opts.blockHashes.length !== g.blockCount * HASH_BYTES) {
+        throw new RangeError(`blockHashes must hold ${g.blockCount} digests`);
+      }
+      this.geometry = g;
+      this.sessionId = sessionId;
+      this.sender = from;
+      this.blockState = new Uint8Array(g.blockCount);
+      this.hashes = new Uint8Array(g.blockCount * HASH_BYTES);
+      this.hashKnown = new Uint8Array(g.blockCount);
+      this.nackDue = new Float64Array(g.blockCount).fill(Infinity);
+      if (this.opts.blockHashes) {
+        this.hashes.set(this.opts.blockHashes);
+        this.hashKnown.fill(1);
+      }
+      this.events.push({ type: 'session', sessionId, geometry: g, sender: from });
+      this.stage = 'joining';
+      this.sendJoin(now);
+    }
+    this.echoTimestamp = a.timestamp;
+    this.echoReceivedAt = now;
+    this.grttMs = Math.max(0.2, a.grttMicros / 1000);
+    this.statusIntervalMs = Math.max(50, a.statusIntervalMs);
+    if (a.digest && !this.opts.expectedDigest) this.digest = a.digest;
+    if (a.digest && this.opts.expectedDigest && !equalBytes(a.digest, this.opts.expectedDigest)) {
+      this.fail('hash-mismatch', 'the session announces another image than the one expected');
+      return;
+    }
+    const g = this.geometry;
+    if (a.phase !== Phase.Waiting) {
+      const eligible = a.flags & AnnounceFlag.sourcePassDone ? g.blockCount : Math.max(0, a.sourceFrontier - 1);
+      this.makeEligible(now, eligible);
+    }
+    this.checkComplete(now);
+  }
+
+  private sendJoin(now: number): void {
+    if (this.stage !== 'joining') {
+      this.nextJoinAt = Infinity;
+      return;
+    }
+    this.push(encodeJoin(this.sessionId!, { nodeId: this.opts.nodeId, echo: this.echo(now), name: this.opts.name ?? '' }));
+    this.joinTries++;
+    this.nextJoinAt = now + Math.min(2000, 100 * 2 ** Math.min(this.joinTries, 5)) * (0.8 + 0.4 * this.random());
+  }
+
+  private onAck(now: number, kind: AckKind): void {
+    switch (kind) {
+      case AckKind.Joined:
+        if (this.stage === 'joining') {
+          this.stage = 'receiving';
+          this.nextJoinAt = Infinity;
+          this.nextStatusAt = now + this.statusIntervalMs * this.random();
+          this.events.push({ type: 'joined' });
+        }
+        break;
+      case AckKind.DoneConfirmed:
+        if (this.stage === 'complete') this.close(true);
+        break;
+      case AckKind.Rejected:
+        if (this.stage === 'joining') this.fail('rejected', 'the sender refused this receiver (session full or ending)');
+        break;
+      case AckKind.Dropped:
+        if (this.stage === 'complete') this.close(false);
+        else this.fail('dropped', 'the sender dropped this receiver (it was not heard from in time)');
+        break;
+    }
+  }
+
+  private onEnd(reason: EndReason): void {
+    if (this.stage === 'complete') {
+      this.close(true);
+      return;
+    }
+    const why = reason === EndReason.Cancelled ? 'it was cancelled' : reason === EndReason.Limit ? 'it hit its time limit' : 'the other receivers were done';
+    this.fail('ended', `the sender ended the session before this receiver had the whole image (${why}); ${this.completeCount}/${this.geometry?.blockCount ?? 0} blocks verified`);
+  }
+
+  private fail(reason: FailureReason, message: string): void {
+    if (this.isDone) return;
+    this.stage = 'failed';
+    this.partial.clear();
+    this.events.push({ type: 'failed', reason, message });
+  }
+
+  private close(confirmed: boolean): void {
+    this.stage = 'closed';
+    this.events.push({ type: 'closed', confirmed });
+  }
+
+  private echo(now: number): { timestamp: number; delay: number } {
+    if (this.echoTimestamp === 0) return { timestamp: 0, delay: 0 };
+    return { timestamp: this.echoTimestamp, delay: microsOf(now - this.echoReceivedAt) };
+  }
+
+  private push(datagram: Buffer): void {
+    const parts = [this.opts.protector ? this.opts.protector.seal([datagram]) : datagram];
+    this.out.push({ to: this.sender, parts, bytes: parts[0]!.length });
+  }
+
+  private sendStatus(now: number, state: ReceiverState): void {
+    const expected = this.intervalHighSeq - this.lastReportHighSeq;
+    const loss = expected > 0 && this.lastReportHighSeq >= 0 ? Math.max(0, 1 - this.intervalReceived / expected) : 0;
+    this.stats.lossPpm = Math.round(loss * 1e6);
+    this.push(
+      encodeStatus(this.sessionId!, {
+        nodeId: this.opts.nodeId,
+        state,
+        blocksComplete: this.completeCount,
+        echo: this.echo(now),
+        received: this.lastReportHighSeq >= 0 ? this.intervalReceived : 0,
+        lossPpm: this.stats.lossPpm,
+        digest: state === ReceiverState.Complete ? this.imageDigestValue : null,
+      }),
+    );
+    this.stats.statusPackets++;
+    this.lastReportHighSeq = this.intervalHighSeq;
+    this.intervalReceived = 0;
+  }
+
+  // ---- data --------------------------------------------------------------------------------------------------
+
+  private onData(now: number, d: DataPacket): void {
+    const g = this.geometry!;
+    this.stats.dataPackets++;
+    if (d.seq > this.intervalHighSeq || this.intervalHighSeq - d.seq > 0x7fffffff) {
+      if (this.lastReportHighSeq < 0 && this.intervalHighSeq < 0) this.lastReportHighSeq = d.seq - 1;
+      this.intervalHighSeq = d.seq;
+    }
+    this.intervalReceived++;
+    if (d.block >= g.blockCount) throw new WireError(`data for block ${d.block} of ${g.blockCount}`);
+    const b = d.block;
+    const k = sourceSymbols(g, b);
+    const id = symbolIdOf(d.tsn);
+    // A first-pass source symbol of block b means every earlier block had its first pass.
+    if (d.tsn < k) this.makeEligible(now, b);
+    if (this.blockState[b] !== EMPTY) {
+      this.stats.drops.duplicate++;
+      return;
+    }
+    const expectedLength = id < k ? sourceSymbolLength(g, b, id) : g.symbolSize;
+    if (d.payload.length !== expectedLength) throw new WireError(`symbol ${id} of block ${b} has ${d.payload.length} bytes, expected ${expectedLength}`);
+    let p = this.partial.get(b);
+    if (!p) {
+      p = { ids: [], symbols: [], have: new Uint8Array(SYMBOL_ID_COUNT), seen: 0, lastReceived: now };
+      this.partial.set(b, p);
+    }
+    p.lastReceived = now;
+    if (d.tsn + 1 > p.seen) p.seen = d.tsn + 1;
+    if (p.have[id]) {
+      this.stats.drops.duplicate++;
+      return;
+    }
+    p.have[id] = 1;
+    p.ids.push(id);
+    p.symbols.push(d.payload);
+    this.stats.usefulSymbols++;
+    if (p.ids.length >= k) this.decodeBlock(now, b, p, k);
+  }
+
+  private decodeBlock(now: number, b: number, p: PartialBlock, k: number): void {
+    const g = this.geometry!;
+    this.partial.delete(b);
+    const L = g.symbolSize;
+    let data: Uint8Array;
+    let sourceCount = 0;
+    for (const id of p.ids) if (id < k) sourceCount++;
+    if (sourceCount === k) {
+      data = new Uint8Array(k * L);
+      for (let i = 0; i < p.ids.length; i++) if (p.ids[i]! < k) data.set(p.symbols[i]!, p.ids[i]! * L);
+    } else {
+      const symbols = p.symbols.map((s) => {
+        if (s.length === L) return s;
+        const padded = new Uint8Array(L);
+        padded.set(s);
+        return padded;
+      });
+      data = getCodec(k, L).decode(p.ids, symbols);
+      this.stats.blocksDecoded++;
+    }
+    const block = data.subarray(0, blockLength(g, b));
+    if (this.hashKnown[b]) this.verifyBlock(now, b, block);
+    else {
+      this.blockState[b] = AWAITING_HASH;
+      this.decodedAwaitingHash.set(b, block);
+      this.scheduleNack(now, b, 0);
+    }
+  }
+
+  private verifyBlock(now: number, b: number, block: Uint8Array): void {
+    const g = this.geometry!;
+    const expected = this.hashes.subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES);
+    if (equalBytes(sha256(block), expected)) {
+      this.blockState[b] = COMPLETE;
+      this.nackDue[b] = Infinity;
+      this.completeCount++;
+      this.events.push({ type: 'block', block: b, offset: b * g.blockBytes, data: block });
+      if (this.completeCount === g.blockCount) this.checkComplete(now);
+      return;
+    }
+    // Some symbol was corrupt or forged; which one cannot be told, so start this block over.
+    this.stats.hashMismatches++;
+    const count = (this.mismatches.get(b) ?? 0) + 1;
+    this.mismatches.set(b, count);
+    this.blockState[b] = EMPTY;
+    if (count >= MAX_MISMATCHES_PER_BLOCK) {
+      this.fail('hash-mismatch', `block ${b} failed verification ${count} times: the data or its digest is corrupt`);
+      return;
+    }
+    this.scheduleNack(now, b, 0);
+  }
+
+  private onHashes(now: number, h: { firstBlock: number; hashes: Uint8Array }): void {
+    const g = this.geometry!;
+    const count = h.hashes.length / HASH_BYTES;
+    if (h.firstBlock + count > g.blockCount) throw new WireError('digests beyond the last block');
+    for (let i = 0; i < count; i++) {
+      const b = h.firstBlock + i;
+      if (this.hashKnown[b]) continue;
+      this.hashes.set(h.hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES), b * HASH_BYTES);
+      this.hashKnown[b] = 1;
+      const pending = this.decodedAwaitingHash.get(b);
+      if (pending) {
+        this.decodedAwaitingHash.delete(b);
+        this.verifyBlock(now, b, pending);
+      }
+    }
+  }
+
+  private checkComplete(now: number): void {
+    const g = this.geometry;
+    if (!g || this.stage === 'complete' || this.isDone || this.completeCount < g.blockCount) return;
+    if (!this.digest) return; // the sender announces it once it has read the whole image
+    const digest = imageDigest(this.hashes);
+    if (!equalBytes(digest, this.digest)) {
+      this.fail('hash-mismatch', 'every block verified but the image digest does not match: the digest list is corrupt');
+      return;
+    }
+    this.imageDigestValue = digest;
+    this.stage = 'complete';
+    this.nextJoinAt = Infinity;
+    this.events.push({ type: 'complete', digest });
+    this.confirmTries = 0;
+    this.sendStatus(now, ReceiverState.Complete);
+    this.nextStatusAt = now + 50;
+  }
+
+  // ---- repair requests ---------------------------------------------------------------------------------------
+
+  private backoffWindow(): number {
+    return Math.min(500, Math.max(4, 4 * this.grttMs));
+  }
+
+  private quietMs(): number {
+    return Math.max(3, 2 * this.grttMs);
+  }
+
+  private makeEligible(now: number, upTo: number): void {
+    if (upTo <= this.eligibleUpTo) return;
+    for (let b = this.eligibleUpTo; b < upTo; b++) {
+      if (this.blockState[b] !== COMPLETE) this.scheduleNack(now, b, this.quietMs());
+    }
+    this.eligibleUpTo = upTo;
+  }
+
+  private scheduleNack(now: number, b: number, delay: number): void {
+    const due = now + delay + this.backoffWindow() * this.random();
+    this.nackDue[b] = due;
+    this.schedule.push(due, b);
+  }
+
+  private runSchedule(now: number): void {
+    const g = this.geometry!;
+    const quiet = this.quietMs();
+    const retry = Math.max(30, 6 * this.grttMs);
+    const due: NackEntry[] = [];
+    let top: number | undefined;
+    while ((top = this.schedule.peekKey()) !== undefined && top <= now + 1) {
+      const b = this.schedule.pop()!;
+      if (this.nackDue[b] !== top || this.blockState[b] === COMPLETE) continue;
+      const p = this.partial.get(b);
+      if (p && now - p.lastReceived < quiet) {
+        // Symbols of this block are still arriving: wait until they stop.
+        this.scheduleNack(now, b, p.lastReceived + quiet - now);
+        continue;
+      }
+      const k = sourceSymbols(g, b);
+      const need = this.blockState[b] === AWAITING_HASH ? 0 : k - (p ? p.ids.length : 0);
+      const flags = this.hashKnown[b] ? 0 : NackFlag.hashMissing;
+      due.push({ block: b, run: 1, need, seen: p ? Math.min(p.seen, 0xffff) : 0, flags });
+    }
+    if (due.length === 0) return;
+    // Blocks lacking everything (a late joiner's) coalesce into runs, so one request covers thousands.
+    due.sort((x, y) => x.block - y.block);
+    const capacity = nackCapacity(this.opts.maxDatagram ?? 1400);
+    let entries: NackEntry[] = [];
+    for (const e of due) {
+      const last = entries[entries.length - 1];
+      if (last && e.seen === 0 && last.seen === 0 && last.need === e.need && last.flags === e.flags && last.block + last.run === e.block && last.run < 0xffff) {
+        last.run++;
+      } else {
+        if (entries.length >= capacity) {
+          this.sendNack(now, entries);
+          entries = [];
+        }
+        entries.push(e);
+      }
+      this.scheduleNack(now, e.block, retry);
+    }
+    this.sendNack(now, entries);
+  }
+
+  private sendNack(now: number, entries: NackEntry[]): void {
+    this.push(encodeNack(this.sessionId!, { nodeId: this.opts.nodeId, echo: this.echo(now), entries }));
+    this.stats.nackPackets++;
+    this.stats.nackEntries += entries.length;
+  }
+}

@@ -1,0 +1,893 @@
+// The sender's state machine (sans-IO): fed datagrams, block data and the time; yields datagrams, timer
+// deadlines and events. See docs/protocol.md for the rules implemented here.
+import { createHash } from 'node:crypto';
+import { getCodec } from '../fec/index.js';
+import type { PacketProtector } from './crypto.js';
+import { type Geometry, blockLength, makeGeometry, sourceSymbols, symbolIdOf } from './geometry.js';
+import { Pacer, RateController, UNLIMITED_BPS } from './rate.js';
+import {
+  AckKind,
+  AnnounceFlag,
+  EndReason,
+  HASH_BYTES,
+  type NackPacket,
+  PacketType,
+  Phase,
+  ReceiverState,
+  type StatusPacket,
+  WireError,
+  decodeJoin,
+  decodeNack,
+  decodeStatus,
+  encodeAck,
+  encodeAnnounce,
+  encodeDataHeader,
+  encodeEnd,
+  encodeHashes,
+  readHeader,
+  type Echo,
+} from './wire.js';
+import { type Transmit, type DropCounters, newDropCounters, microsOf, rttFromEcho } from './common.js';
+
+export interface SenderOptions {
+  sessionId: number;
+  imageSize: number;
+  symbolSize: number;
+  /** Source symbols per block (k), 1..255. */
+  blockSymbols: number;
+  /** Ceiling on the frame rate in bits/s (default: unlimited). */
+  maxRateBps?: number;
+  /** Floor for the adaptive rate (default 1 Mbit/s). */
+  minRateBps?: number;
+  /** Slow down on receiver loss above its background (default true). */
+  adaptiveRate?: boolean;
+  /** Bytes each datagram costs on the link beyond its UDP payload (default 42: Ethernet + IPv4 + UDP). */
+  frameOverhead?: number;
+  /** Start once this many receivers have joined (default 1). */
+  minReceivers?: number;
+  /** Start anyway this long after the first receiver joined (default: wait for minReceivers). */
+  maxWaitMs?: number | null;
+  /** Wait this long after minReceivers is reached, so that receivers started together all join (default 500). */
+  settleMs?: number;
+  /** Start sending at once; receivers that join later catch up in later passes (auto-cast). */
+  autoStart?: boolean;
+  /** Drop a receiver not heard from for this long (default 15 s, at least 6 report intervals). */
+  receiverTimeoutMs?: number;
+  maxReceivers?: number;
+  /** Parity sent with every block in the first pass, as a fraction of k (default 0). */
+  proactiveParity?: number;
+  /** Per-block SHA-256 digests if known in advance (blockCount * 32 bytes). */
+  blockHashes?: Uint8Array;
+  protector?: PacketProtector;
+  /** Blocks of image data kept in memory for repairs (default 64). */
+  cacheBlocks?: number;
+  /** Blocks requested ahead of the first pass (default 8). */
+  readAhead?: number;
+  /** End the session when no receiver has been heard from for this long while transferring (default none). */
+  idleTimeoutMs?: number | null;
+}
+
+export type ReceiverOutcome = 'active' | 'completed' | 'dropped' | 'left' | 'failed';
+
+export interface ReceiverRecord {
+  nodeId: number;
+  name: string;
+  address: string;
+  joinedAt: number;
+  lastHeard: number;
+  outcome: ReceiverOutcome;
+  reason: string | null;
+  completedAt: number | null;
+  rttMs: number | null;
+  lossPpm: number;
+  blocksComplete: number;
+  nacks: number;
+}
+
+export interface SenderStats {
+  phase: 'waiting' | 'transferring' | 'ended';
+  startedAt: number | null;
+  endedAt: number | null;
+  sourcePackets: number;
+  parityPackets: number;
+  repeatedSourcePackets: number;
+  controlPackets: number;
+  /** UDP payload bytes sent. */
+  datagramBytes: number;
+  /** Estimated link bytes (payload + frame overhead per datagram). */
+  wireBytes: number;
+  feedbackPackets: number;
+  nackEntries: number;
+  rateBps: number;
+  rateDecreases: number;
+  blocksFirstPassSent: number;
+  drops: DropCounters;
+}
+
+export interface SenderSummary {
+  sessionId: number;
+  imageSize: number;
+  blockCount: number;
+  endReason: keyof typeof EndReason;
+  durationMs: number;
+  stats: SenderStats;
+  receivers: ReceiverRecord[];
+}
+
+export type SenderEvent =
+  | { type: 'need-block'; block: number }
+  | { type: 'started'; receivers: number }
+  | { type: 'receiver-joined'; receiver: ReceiverRecord }
+  | { type: 'receiver-rejected'; nodeId: number; address: string }
+  | { type: 'receiver-completed'; receiver: ReceiverRecord }
+  | { type: 'receiver-dropped'; receiver: ReceiverRecord }
+  | { type: 'finished'; summary: SenderSummary };
+
+const MAX_TSN = 0xffff;
+const HASHES_PER_PACKET = 40;
+const END_REPEATS = 3;
+
+export class Sender {
+  readonly geometry: Geometry;
+  private readonly opts: Required<Omit<SenderOptions, 'blockHashes' | 'protector' | 'maxWaitMs' | 'idleTimeoutMs' | 'maxReceivers'>> &
+    Pick<SenderOptions, 'protector'> & { maxWaitMs: number | null; idleTimeoutMs: number | null; maxReceivers: number };
+  private phase: Phase = Phase.Waiting;
+  private readonly createdAt: number;
+  private firstJoinAt: number | null = null;
+  private minReachedAt: number | null = null;
+  private startedAt: number | null = null;
+  private endedAt: number | null = null;
+  private endReason: EndReason = EndReason.AllDone;
+  private endsSent = 0;
+  private nextEndAt = 0;
+  private finished = false;
+
+  // Per block: transmissions sent and planned (transmission number tsn maps to a symbol id), last send time.
+  private readonly sentEnd: Uint16Array;
+  private readonly plannedEnd: Uint16Array;
+  private readonly lastSend: Float64Array;
+  private readonly hashes: Uint8Array;
+  private readonly hashKnown: Uint8Array;
+  private hashedPrefix = 0;
+  private hashSentPrefix = 0;
+  private digest: Uint8Array | null = null;
+  private readonly hashChunkSentAt = new Map<number, number>();
+  private readonly hashRequests: number[] = [];
+
+  private readonly cache = new Map<number, Uint8Array>();
+  private readonly requested = new Set<number>();
+  private readonly parity = new Map<number, Map<number, Uint8Array>>();
+
+  private sourceNext = 0; // next block of the first pass
+  private firstPassHashes: [number, number] | null = null;
+  private currentBurst = -1; // block being sent contiguously
+  private readonly urgent: number[] = [];
+  private readonly inUrgent: Uint8Array;
+  private readonly inBulk: Uint8Array;
+  private bulkCount = 0;
+  private bulkCursor = 0;
+  private seq = 0;
+
+  private readonly receivers = new Map<number, ReceiverRecord>();
+  private activeCount = 0;
+  private lastFeedbackAt: number;
+  private grttMs = 1;
+  private grttWindowMax = 0;
+  private grttPrevWindowMax = 0;
+  private grttWindowStart: number;
+  private nextAnnounceAt: number;
+  private nextHousekeepingAt: number;
+  private readonly control: Transmit[] = [];
+  private readonly events: SenderEvent[] = [];
+  private readonly pacer: Pacer;
+  private readonly rate: RateController;
+  private readonly stats: SenderStats;
+
+  constructor(options: SenderOptions, now: number) {
+    this.geometry = makeGeometry(options.imageSize, options.symbolSize, options.blockSymbols);
+    const maxRate = options.maxRateBps ?? UNLIMITED_BPS;
+    this.opts = {
+      sessionId: options.sessionId >>> 0,
+      imageSize: options.imageSize,
+      symbolSize: options.symbolSize,
+      blockSymbols: options.blockSymbols,
+      maxRateBps: maxRate,
+      minRateBps: Math.min(options.minRateBps ?? 1e6, maxRate),
+      adaptiveRate: options.adaptiveRate ?? true,
+      frameOverhead: options.frameOverhead ?? 42,
+      minReceivers: Math.max(0, options.minReceivers ?? 1),
+      maxWaitMs: options.maxWaitMs ?? null,
+      settleMs: options.settleMs ?? 500,
+      autoStart: options.autoStart ?? false,
+      receiverTimeoutMs: options.receiverTimeoutMs ?? 15_000,
+      maxReceivers: options.maxReceivers ?? Number.MAX_SAFE_INTEGER,
+      proactiveParity: Math.max(0, options.proactiveParity ?? 0),
+      cacheBlocks: Math.max(4, options.cacheBlocks ?? 64),
+      readAhead: Math.max(1, options.readAhead ?? 8),
+      idleTimeoutMs: options.idleTimeoutMs ?? null,
+      protector: options.protector,
+    };
+    const n = this.geometry.blockCount;
+    this.sentEnd = new Uint16Array(n);
+    this.plannedEnd = new Uint16Array(n);
+    this.lastSend = new Float64Array(n).fill(-Infinity);
+    this.hashes = new Uint8Array(n * HASH_BYTES);
+    this.hashKnown = new Uint8Array(n);
+    this.inUrgent = new Uint8Array(n);
+    this.inBulk = new Uint8Array(n);
+    if (options.blockHashes) {
+      if (options.blockHashes.length !== n * HASH_BYTES) {
+        throw new RangeError(`blockHashes must hold ${n} digests of ${HASH_BYTES} bytes`);
+      }
+      this.hashes.set(options.blockHashes);
+      this.hashKnown.fill(1);
+      this.hashedPrefix = n;
+      this.digest = imageDigest(this.hashes);
+    } else if (n === 0) {
+      this.digest = imageDigest(this.hashes);
+    }
+    this.createdAt = now;
+    this.lastFeedbackAt = now;
+    this.grttWindowStart = now;
+    this.nextAnnounceAt = now;
+    this.nextHousekeepingAt = now;
+    this.pacer = new Pacer(maxRate, now);
+    this.rate = new RateController({ maxBps: maxRate, minBps: this.opts.minRateBps, adaptive: this.opts.adaptiveRate });
+    this.stats = {
+      phase: 'waiting',
+      startedAt: null,
+      endedAt: null,
+      sourcePackets: 0,
+      parityPackets: 0,
+      repeatedSourcePackets: 0,
+      controlPackets: 0,
+      datagramBytes: 0,
+      wireBytes: 0,
+      feedbackPackets: 0,
+      nackEntries: 0,
+      rateBps: maxRate,
+      rateDecreases: 0,
+      blocksFirstPassSent: 0,
+      drops: newDropCounters(),
+    };
+    if (this.opts.autoStart) this.start(now);
+  }
+
+  // ---- public API ------------------------------------------------------------------------------------------
+
+  get sessionId(): number {
+    return this.opts.sessionId;
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  pollEvent(): SenderEvent | undefined {
+    return this.events.shift();
+  }
+
+  /** Image data of a block the sender asked for with a need-block event. */
+  supplyBlock(block: number, data: Uint8Array): void {
+    if (!Number.isInteger(block) || block < 0 || block >= this.geometry.blockCount) {
+      throw new RangeError(`no block ${block}`);
+    }
+    const length = blockLength(this.geometry, block);
+    if (data.length !== length) throw new RangeError(`block ${block} must be ${length} bytes, got ${data.length}`);
+    this.requested.delete(block);
+    if (!this.hashKnown[block]) {
+      this.hashes.set(sha256(data), block * HASH_BYTES);
+      this.hashKnown[block] = 1;
+      while (this.hashedPrefix < this.geometry.blockCount && this.hashKnown[this.hashedPrefix]) this.hashedPrefix++;
+      if (this.hashedPrefix === this.geometry.blockCount && !this.digest) {
+        this.digest = imageDigest(this.hashes);
+        this.nextAnnounceAt = -Infinity;
+      }
+    }
+    // The code works on whole symbols: pad the image's last block with zeros.
+    const padded = sourceSymbols(this.geometry, block) * this.geometry.symbolSize;
+    let stored = data;
+    if (padded !== data.length) {
+      stored = new Uint8Array(padded);
+      stored.set(data);
+    }
+    this.cache.delete(block);
+    this.cache.set(block, stored);
+    while (this.cache.size > this.opts.cacheBlocks) {
+      const oldest = this.cache.keys().next().value as number;
+      this.cache.delete(oldest);
+      this.parity.delete(oldest);
+    }
+  }
+
+  /** Ends the session now (receivers still busy are told and fail). */
+  cancel(now: number): void {
+    if (this.phase !== Phase.Ending) this.beginEnd(now, EndReason.Cancelled);
+  }
+
+  /** Starts the transfer now, whatever the start conditions say. */
+  startNow(now: number): void {
+    if (this.phase === Phase.Waiting) this.start(now);
+  }
+
+  getStats(): SenderStats {
+    this.stats.rateBps = this.pacer.bitsPerSecond;
+    this.stats.rateDecreases = this.rate.decreases;
+    return this.stats;
+  }
+
+  getReceivers(): ReceiverRecord[] {
+    return [...this.receivers.values()];
+  }
+
+  handleDatagram(now: number, datagram: Uint8Array, from: string): void {
+    try {
+      let header = readHeader(datagram);
+      if (header.sessionId !== this.opts.sessionId) {
+        this.stats.drops.otherSession++;
+        return;
+      }
+      let buf = Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+      if (this.opts.protector) {
+        if (!header.encrypted) {
+          this.stats.drops.unencrypted++;
+          return;
+        }
+        buf = this.opts.protector.open(buf);
+        header = readHeader(buf);
+      } else if (header.encrypted) {
+        this.stats.drops.encrypted++;
+        return;
+      }
+      switch (header.type) {
+        case PacketType.Join:
+          this.onJoin(now, decodeJoin(buf), from);
+          break;
+        case PacketType.Status:
+          this.onStatus(now, decodeStatus(buf), from);
+          break;
+        case PacketType.Nack:
+          this.onNack(now, decodeNack(buf));
+          break;
+        default:
+          this.stats.drops.unexpected++;
+      }
+    } catch (err) {
+      if (err instanceof WireError) this.stats.drops.malformed++;
+      else throw err;
+    }
+  }
+
+  /** Earliest time at which handleTimeout or poll has something to do (null: nothing until input arrives). */
+  nextTimeout(now: number): number | null {
+    if (this.finished) return null;
+    let t = Math.min(this.nextAnnounceAt, this.nextHousekeepingAt);
+    if (this.phase === Phase.Ending) return Math.min(t, this.nextEndAt);
+    if (this.control.length > 0) return now;
+    if (this.phase === Phase.Transferring && this.hasSendableData()) t = Math.min(t, this.pacer.nextSendTime(now));
+    return t;
+  }
+
+  handleTimeout(now: number): void {
+    if (this.finished) return;
+    if (now >= this.nextHousekeepingAt) this.housekeeping(now);
+    if (this.phase === Phase.Ending) {
+      if (now >= this.nextEndAt) this.sendEnd(now);
+      return;
+    }
+    if (now >= this.nextAnnounceAt) this.queueAnnounce(now);
+  }
+
+  /** Next datagram to send now, or undefined when nothing may go now (see nextTimeout). */
+  poll(now: number): Transmit | undefined {
+    const control = this.control.shift();
+    if (control) return control;
+    if (this.phase !== Phase.Transferring) return undefined;
+    if (this.pendingHashes(now)) return this.control.shift();
+    return this.nextData(now);
+  }
+
+  // ---- feedback ----------------------------------------------------------------------------------------------
+
+  private onJoin(now: number, join: { nodeId: number; echo: Echo; name: string }, from: string): void {
+    this.stats.feedbackPackets++;
+    this.lastFeedbackAt = now;
+    let r = this.receivers.get(join.nodeId);
+    if (!r) {
+      if (this.phase === Phase.Ending || this.activeCount >= this.opts.maxReceivers) {
+        this.queueControl(encodeAck(this.opts.sessionId, { nodeId: join.nodeId, kind: AckKind.Rejected }), from);
+        this.events.push({ type: 'receiver-rejected', nodeId: join.nodeId, address: from });
+        return;
+      }
+      r = {
+        nodeId: join.nodeId,
+        name: join.name,
+        address: from,
+        joinedAt: now,
+        lastHeard: now,
+        outcome: 'active',
+        reason: null,
+        completedAt: null,
+        rttMs: null,
+        lossPpm: 0,
+        blocksComplete: 0,
+        nacks: 0,
+      };
+      this.receivers.set(join.nodeId, r);
+      this.activeCount++;
+      this.firstJoinAt ??= now;
+      this.events.push({ type: 'receiver-joined', receiver: r });
+      this.nextAnnounceAt = Math.min(this.nextAnnounceAt, now + 5);
+    }
+    r.lastHeard = now;
+    r.address = from;
+    this.sampleRtt(now, r, join.echo);
+    const kind = r.outcome === 'dropped' ? AckKind.Dropped : r.outcome === 'completed' ? AckKind.DoneConfirmed : AckKind.Joined;
+    this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind }), from);
+    if (this.phase === Phase.Waiting) this.checkStart(now);
+  }
+
+  private onStatus(now: number, s: StatusPacket, from: string): void {
+    this.stats.feedbackPackets++;
+    this.lastFeedbackAt = now;
+    const r = this.receivers.get(s.nodeId);
+    if (!r) {
+      this.stats.drops.unknownReceiver++;
+      return;
+    }
+    r.lastHeard = now;
+    r.address = from;
+    r.blocksComplete = s.blocksComplete;
+    this.sampleRtt(now, r, s.echo);
+    if (r.outcome === 'dropped') {
+      this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped }), from);
+      return;
+    }
+    if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
+      r.lossPpm = s.lossPpm;
+      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6);
+      this.pacer.setRate(this.rate.update(now, this.statusIntervalMs()), now);
+    } else if (s.state === ReceiverState.Complete) {
+      if (r.outcome === 'active') {
+        if (!this.digest || !s.digest || !equalBytes(this.digest, s.digest)) {
+          // A receiver claiming completion with another image digest is broken or lying: never count it done.
+          this.finishReceiver(now, r, 'failed', 'reported a different image digest');
+        } else {
+          this.finishReceiver(now, r, 'completed', null);
+        }
+      }
+      if (r.outcome === 'completed') {
+        this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.DoneConfirmed }), from);
+      }
+    } else if (s.state === ReceiverState.Leaving && r.outcome === 'active') {
+      this.finishReceiver(now, r, 'left', 'receiver gave up');
+    }
+  }
+
+  private onNack(now: number, nack: NackPacket): void {
+    this.stats.feedbackPackets++;
+    this.lastFeedbackAt = now;
+    const r = this.receivers.get(nack.nodeId);
+    if (!r || r.outcome !== 'active') {
+      this.stats.drops.unknownReceiver++;
+      return;
+    }
+    r.lastHeard = now;
+    r.nacks++;
+    this.sampleRtt(now, r, nack.echo);
+    if (this.phase !== Phase.Transferring) return;
+    const lossHorizon = Math.max(4 * this.grttMs, 20);
+    const g = this.geometry;
+    for (const e of nack.entries) {
+      this.stats.nackEntries++;
+      const end = Math.min(e.block + e.run, g.blockCount);
+      if (e.block >= g.blockCount) {
+        this.stats.drops.malformed++;
+        continue;
+      }
+      if (e.flags & 1) this.requestHashes(e.block, end);
+      if (e.need === 0) continue;
+      for (let b = e.block; b < end; b++) {
+        if (b >= this.sourceNext && this.plannedEnd[b] === 0) continue; // not sent yet: the first pass will come
+        const k = sourceSymbols(g, b);
+        const need = Math.min(e.need, k);
+        const recent = now - this.lastSend[b]! < lossHorizon;
+        // Transmissions after what the receiver saw may still be in flight if they went out recently;
+        // older ones are lost for it, so only the unsent remainder still counts as coming.
+        const base = recent ? Math.min(e.seen, this.sentEnd[b]!) : this.sentEnd[b]!;
+        const target = Math.min(MAX_TSN, base + need);
+        if (target > this.plannedEnd[b]!) {
+          this.plannedEnd[b] = target;
+          if (e.seen === 0 && need === k) this.addBulk(b);
+          else this.addUrgent(b);
+        }
+      }
+    }
+  }
+
+  private sampleRtt(now: number, r: ReceiverRecord, echo: Echo): void {
+    const rtt = rttFromEcho(now, echo);
+    if (rtt === null) return;
+    r.rttMs = r.rttMs === null ? rtt : r.rttMs * 0.875 + rtt * 0.125;
+    this.grttWindowMax = Math.max(this.grttWindowMax, r.rttMs);
+    this.grttMs = Math.max(0.5, this.grttWindowMax, this.grttPrevWindowMax);
+  }
+
+  private finishReceiver(now: number, r: ReceiverRecord, outcome: ReceiverOutcome, reason: string | null): void {
+    if (r.outcome !== 'active') return;
+    r.outcome = outcome;
+    r.reason = reason;
+    this.activeCount--;
+    this.rate.forget(r.nodeId);
+    if (outcome === 'completed') {
+      r.completedAt = now;
+      this.events.push({ type: 'receiver-completed', receiver: r });
+    } else {
+      this.events.push({ type: 'receiver-dropped', receiver: r });
+    }
+    this.checkAllDone(now);
+  }
+
+  private checkAllDone(now: number): void {
+    if (this.phase === Phase.Transferring && this.activeCount === 0 && this.receivers.size > 0) {
+      const completed = [...this.receivers.values()].some((r) => r.outcome === 'completed');
+      this.beginEnd(now, completed ? EndReason.AllDone : EndReason.NoReceivers);
+    }
+  }
+
+  // ---- timers ------------------------------------------------------------------------------------------------
+
+  private statusIntervalMs(): number {
+    return Math.min(5000, Math.max(250, Math.ceil(this.activeCount * 0.25)));
+  }
+
+  private housekeeping(now: number): void {
+    this.nextHousekeepingAt = now + 100;
+    if (now - this.grttWindowStart > 2000) {
+      this.grttPrevWindowMax = this.grttWindowMax;
+      this.grttWindowMax = 0;
+      this.grttWindowStart = now;
+    }
+    const timeout = Math.max(this.opts.receiverTimeoutMs, 6 * this.statusIntervalMs());
+    for (const r of this.receivers.values()) {
+      if (r.outcome === 'active' && now - r.lastHeard > timeout) {
+        this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped }), r.address);
+        this.finishReceiver(now, r, 'dropped', `silent for ${Math.round((now - r.lastHeard) / 1000)} s`);
+      }
+    }
+    if (this.phase === Phase.Waiting) this.checkStart(now);
+    if (
+      this.phase === Phase.Transferring &&
+      this.opts.idleTimeoutMs !== null &&
+      now - this.lastFeedbackAt > this.opts.idleTimeoutMs
+    ) {
+      this.beginEnd(now, EndReason.Limit);
+    }
+  }
+
+  private checkStart(now: number): void {
+    const n = this.activeCount;
+    if (n >= this.opts.minReceivers && n > 0) {
+      this.minReachedAt ??= now;
+      if (now - this.minReachedAt >= this.opts.settleMs) this.start(now);
+      else this.nextHousekeepingAt = Math.min(this.nextHousekeepingAt, this.minReachedAt + this.opts.settleMs);
+    } else {
+      this.minReachedAt = null;
+      if (this.opts.maxWaitMs !== null && this.firstJoinAt !== null && n > 0) {
+        if (now - this.firstJoinAt >= this.opts.maxWaitMs) this.start(now);
+        else this.nextHousekeepingAt = Math.min(this.nextHousekeepingAt, this.firstJoinAt + this.opts.maxWaitMs);
+      }
+    }
+  }
+
+  private start(now: number): void {
+    this.phase = Phase.Transferring;
+    this.startedAt = now;
+    this.stats.phase = 'transferring';
+    this.stats.startedAt = now;
+    this.lastFeedbackAt = now;
+    this.nextAnnounceAt = now;
+    this.events.push({ type: 'started', receivers: this.activeCount });
+    this.requestReadAhead();
+    if (this.geometry.blockCount === 0) this.checkAllDone(now);
+  }
+
+  private beginEnd(now: number, reason: EndReason): void {
+    this.phase = Phase.Ending;
+    this.endReason = reason;
+    this.endedAt = now;
+    this.stats.phase = 'ended';
+    this.stats.endedAt = now;
+    this.nextEndAt = now;
+    for (const r of this.receivers.values()) {
+      if (r.outcome === 'active') {
+        r.outcome = reason === EndReason.Cancelled ? 'failed' : 'dropped';
+        r.reason = reason === EndReason.Cancelled ? 'session cancelled' : 'session ended before it completed';
+        this.activeCount--;
+      }
+    }
+  }
+
+  private sendEnd(now: number): void {
+    const completed = [...this.receivers.values()].filter((r) => r.outcome === 'completed').length;
+    this.queueControl(encodeEnd(this.opts.sessionId, { reason: this.endReason, completed }), null);
+    this.endsSent++;
+    this.nextEndAt = now + Math.max(20, 2 * this.grttMs);
+    if (this.endsSent >= END_REPEATS) {
+      this.finished = true;
+      this.events.push({ type: 'finished', summary: this.summary(now) });
+    }
+  }
+
+  summary(now: number): SenderSummary {
+    const start = this.startedAt ?? this.createdAt;
+    return {
+      sessionId: this.opts.sessionId,
+      imageSize: this.geometry.imageSize,
+      blockCount: this.geometry.blockCount,
+      endReason: EndReason[this.endReason] as keyof typeof EndReason,
+      durationMs: (this.endedAt ?? now) - start,
+      stats: this.getStats(),
+      receivers: this.getReceivers(),
+    };
+  }
+
+  // ---- control packets ---------------------------------------------------------------------------------------
+
+  private queueControl(datagram: Buffer, to: string | null): void {
+    const parts = [this.seal(datagram)];
+    this.control.push({ to, parts, bytes: parts[0]!.length });
+    this.countControl(parts[0]!.length);
+  }
+
+  private countControl(bytes: number): void {
+    this.stats.controlPackets++;
+    this.stats.datagramBytes += bytes;
+    this.stats.wireBytes += bytes + this.opts.frameOverhead;
+  }
+
+  private seal(datagram: Buffer): Buffer {
+    return this.opts.protector ? this.opts.protector.seal([datagram]) : datagram;
+  }
+
+  private queueAnnounce(now: number): void {
+    const g = this.geometry;
+    const flags = this.sourceNext >= g.blockCount && this.phase !== Phase.Waiting ? AnnounceFlag.sourcePassDone : 0;
+    const announce = encodeAnnounce(this.opts.sessionId, {
+      phase: this.phase,
+      flags,
+      symbolSize: g.symbolSize,
+      blockSymbols: g.blockSymbols,
+      imageSize: g.imageSize,
+      sourceFrontier: this.sourceNext,
+      receivers: this.activeCount,
+      grttMicros: Math.round(this.grttMs * 1000),
+      timestamp: microsOf(now),
+      statusIntervalMs: this.statusIntervalMs(),
+      rateKbps: Math.round(this.pacer.bitsPerSecond / 1000),
+      digest: this.digest,
+    });
+    this.queueControl(announce, null);
+    this.nextAnnounceAt = now + (this.phase === Phase.Waiting ? 200 : 100);
+  }
+
+  private requestHashes(from: number, to: number): void {
+    for (let c = Math.floor(from / HASHES_PER_PACKET); c * HASHES_PER_PACKET < to; c++) this.hashRequests.push(c);
+  }
+
+  /** Queues the hash packets due now: the next first-pass block's and requested ones. True if any. */
+  private pendingHashes(now: number): boolean {
+    let queued = false;
+    while (this.hashRequests.length > 0) {
+      const chunk = this.hashRequests.shift()!;
+      const last = this.hashChunkSentAt.get(chunk);
+      if (last !== undefined && now - last < Math.max(2 * this.grttMs, 10)) continue;
+      const first = chunk * HASHES_PER_PACKET;
+      const end = Math.min(first + HASHES_PER_PACKET, this.hashedPrefix);
+      if (end <= first) continue;
+      this.queueHashes(now, first, end);
+      queued = true;
+    }
+    return queued;
+  }
+
+  private queueHashes(now: number, first: number, end: number): void {
+    this.hashChunkSentAt.set(Math.floor(first / HASHES_PER_PACKET), now);
+    const datagram = encodeHashes(this.opts.sessionId, first, this.hashes.subarray(first * HASH_BYTES, end * HASH_BYTES));
+    this.queueControl(datagram, null);
+  }
+
+  // ---- data --------------------------------------------------------------------------------------------------
+
+  private addUrgent(b: number): void {
+    if (!this.inUrgent[b]) {
+      this.inUrgent[b] = 1;
+      this.urgent.push(b);
+    }
+  }
+
+  private addBulk(b: number): void {
+    if (!this.inBulk[b]) {
+      this.inBulk[b] = 1;
+      this.bulkCount++;
+    }
+  }
+
+  private pending(b: number): boolean {
+    return this.plannedEnd[b]! > this.sentEnd[b]!;
+  }
+
+  private hasSendableData(): boolean {
+    if (this.currentBurst >= 0 && this.pending(this.currentBurst)) return true;
+    if (this.urgent.length > 0 || this.bulkCount > 0) return true;
+    return this.sourceNext < this.geometry.blockCount;
+  }
+
+  private request(b: number): void {
+    if (!this.requested.has(b) && !this.cache.has(b)) {
+      this.requested.add(b);
+      this.events.push({ type: 'need-block', block: b });
+    }
+  }
+
+  private requestReadAhead(): void {
+    const end = Math.min(this.geometry.blockCount, this.sourceNext + this.opts.readAhead);
+    for (let b = this.sourceNext; b < end; b++) this.request(b);
+  }
+
+  /** Picks the block to send from: the burst in progress, then repairs, then the first pass, then catch-up. */
+  private pickBlock(): number {
+    if (this.currentBurst >= 0 && this.pending(this.currentBurst) && this.cache.has(this.currentBurst)) {
+      return this.currentBurst;
+    }
+    for (let i = 0; i < this.urgent.length && i < 16; i++) {
+      const b = this.urgent[i]!;
+      if (!this.pending(b)) {
+        this.urgent.splice(i, 1);
+        this.inUrgent[b] = 0;
+        i--;
+        continue;
+      }
+      if (this.cache.has(b)) {
+        this.urgent.splice(i, 1);
+        this.inUrgent[b] = 0;
+        return b;
+      }
+      this.request(b);
+    }
+    if (this.sourceNext < this.geometry.blockCount) {
+      const b = this.sourceNext;
+      if (this.cache.has(b)) {
+        this.startFirstPass(b);
+        return b;
+      }
+      this.request(b);
+      return -1;
+    }
+    if (this.bulkCount > 0) {
+      const n = this.geometry.blockCount;
+      for (let scanned = 0; scanned < n && this.bulkCount > 0; scanned++) {
+        const b = this.bulkCursor;
+        this.bulkCursor = (this.bulkCursor + 1) % n;
+        if (!this.inBulk[b]) continue;
+        if (!this.pending(b)) {
+          this.inBulk[b] = 0;
+          this.bulkCount--;
+          continue;
+        }
+        if (this.cache.has(b)) {
+          this.inBulk[b] = 0;
+          this.bulkCount--;
+          return b;
+        }
+        this.request(b);
+        // Come back to this block once its data arrives.
+        this.bulkCursor = b;
+        return -1;
+      }
+    }
+    return -1;
+  }
+
+  private startFirstPass(b: number): void {
+    const k = sourceSymbols(this.geometry, b);
+    const extra = Math.ceil(k * this.opts.proactiveParity);
+    this.plannedEnd[b] = Math.max(this.plannedEnd[b]!, Math.min(MAX_TSN, k + extra));
+    this.sourceNext++;
+    this.stats.blocksFirstPassSent = this.sourceNext;
+    this.requestReadAhead();
+    if (this.sourceNext >= this.geometry.blockCount) this.nextAnnounceAt = -Infinity;
+    // Receivers verify each block against its digest: send digests ahead of the data they cover.
+    if (this.hashSentPrefix <= b) {
+      const first = this.hashSentPrefix;
+      const end = Math.min(this.hashedPrefix, first + HASHES_PER_PACKET);
+      if (end > first) {
+        this.hashSentPrefix = end;
+        this.firstPassHashes = [first, end];
+      }
+    }
+  }
+
+  private nextData(now: number): Transmit | undefined {
+    if (!this.pacer.canSend(now)) return undefined;
+    const b = this.pickBlock();
+    if (b < 0) return undefined;
+    this.currentBurst = b;
+    const data = this.buildData(now, b);
+    this.pacer.consume(data.bytes + this.opts.frameOverhead);
+    if (this.firstPassHashes) {
+      const [first, end] = this.firstPassHashes;
+      this.firstPassHashes = null;
+      this.queueHashes(now, first, end);
+      this.control.push(data);
+      return this.control.shift();
+    }
+    return data;
+  }
+
+  private buildData(now: number, b: number): Transmit {
+    const g = this.geometry;
+    const tsn = this.sentEnd[b]!;
+    const id = symbolIdOf(tsn);
+    const k = sourceSymbols(g, b);
+    const data = this.cache.get(b)!;
+    let payload: Uint8Array;
+    if (id < k) {
+      const length = Math.min(g.symbolSize, blockLength(g, b) - id * g.symbolSize);
+      payload = data.subarray(id * g.symbolSize, id * g.symbolSize + length);
+      if (tsn < k) this.stats.sourcePackets++;
+      else this.stats.repeatedSourcePackets++;
+    } else {
+      payload = this.paritySymbol(b, id, tsn, k, data);
+      this.stats.parityPackets++;
+    }
+    this.sentEnd[b] = tsn + 1;
+    this.lastSend[b] = now;
+    const header = encodeDataHeader(this.opts.sessionId, this.seq++, b, tsn, this.plannedEnd[b]!);
+    const parts = this.opts.protector ? [this.opts.protector.seal([header, payload])] : [header, payload];
+    let bytes = 0;
+    for (const p of parts) bytes += p.length;
+    this.stats.datagramBytes += bytes;
+    this.stats.wireBytes += bytes + this.opts.frameOverhead;
+    return { to: null, parts, bytes };
+  }
+
+  /** Parity symbol `id` of block b, computing all parity of the planned burst in one codec call. */
+  private paritySymbol(b: number, id: number, tsn: number, k: number, data: Uint8Array): Uint8Array {
+    let symbols = this.parity.get(b);
+    const cached = symbols?.get(id);
+    if (cached) {
+      symbols!.delete(id);
+      return cached;
+    }
+    const ids: number[] = [];
+    for (let t = tsn; t < this.plannedEnd[b]! && ids.length < 256; t++) {
+      const sid = symbolIdOf(t);
+      if (sid >= k && !ids.includes(sid)) ids.push(sid);
+    }
+    const out = getCodec(k, this.geometry.symbolSize).encode(data, ids);
+    if (!symbols) {
+      symbols = new Map();
+      this.parity.set(b, symbols);
+    }
+    for (let i = 1; i < ids.length; i++) symbols.set(ids[i]!, out[i]!);
+    return out[0]!;
+  }
+}
+
+export function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+/** The image digest: SHA-256 over the concatenated per-block SHA-256 digests. */
+export function imageDigest(blockHashes: Uint8Array): Buffer {
+  return sha256(blockHashes);
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export { ReceiverState };
