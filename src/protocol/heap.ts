@@ -7,6 +7,11 @@ export class MinHeap {
     return this.keys.length;
   }
 
+  clear(): void {
+    this.keys = [];
+    this.values = [];
+  }
+
   peekKey(): number | undefined {
     return this.keys[0];
   }

@@ -368,6 +368,7 @@ export class Receiver {
           this.nextJoinAt = Infinity;
           this.nextStatusAt = now + this.statusIntervalMs * this.random();
           this.events.push({ type: 'joined' });
+          this.checkComplete(now);
         }
         break;
       case AckKind.DoneConfirmed:
@@ -545,7 +546,8 @@ export class Receiver {
 
   private checkComplete(now: number): void {
     const g = this.geometry;
-    if (!g || this.stage === 'complete' || this.isDone || this.completeCount < g.blockCount) return;
+    // Only a joined receiver completes: the sender must know of it to confirm, and count it.
+    if (!g || this.stage !== 'receiving' || this.completeCount < g.blockCount) return;
     if (!this.digest) return; // the sender announces it once it has read the whole image
     const digest = imageDigest(this.hashes);
     if (!equalBytes(digest, this.digest)) {
@@ -555,6 +557,7 @@ export class Receiver {
     this.imageDigestValue = digest;
     this.stage = 'complete';
     this.nextJoinAt = Infinity;
+    this.schedule.clear();
     this.events.push({ type: 'complete', digest });
     this.confirmTries = 0;
     this.sendStatus(now, ReceiverState.Complete);
@@ -591,7 +594,7 @@ export class Receiver {
     const retry = Math.max(30, 6 * this.grttMs);
     const due: NackEntry[] = [];
     let top: number | undefined;
-    while ((top = this.schedule.peekKey()) !== undefined && top <= now + 1) {
+    while ((top = this.schedule.peekKey()) !== undefined && top <= now) {
       const b = this.schedule.pop()!;
       if (this.nackDue[b] !== top || this.blockState[b] === COMPLETE) continue;
       const p = this.partial.get(b);

@@ -529,7 +529,8 @@ export class Sender {
   }
 
   private checkAllDone(now: number): void {
-    if (this.phase === Phase.Transferring && this.activeCount === 0 && this.receivers.size > 0) {
+    const transferring = this.phase === Phase.Transferring || (this.phase === Phase.Waiting && this.geometry.blockCount === 0);
+    if (transferring && this.activeCount === 0 && this.receivers.size > 0) {
       const completed = [...this.receivers.values()].some((r) => r.outcome === 'completed');
       this.beginEnd(now, completed ? EndReason.AllDone : EndReason.NoReceivers);
     }

@@ -1,0 +1,247 @@
+// Protocol behaviour on the deterministic in-memory network: the real Sender and Receiver state machines.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SimNetwork, seededRandom, type LinkOptions, type NetworkOptions } from '../../sim/network.js';
+import type { SenderOptions } from '../../src/protocol/sender.js';
+import { PacketProtector } from '../../src/protocol/crypto.js';
+
+function image(bytes: number, seed = 1): Uint8Array {
+  const rnd = seededRandom(seed);
+  const out = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) out[i] = (rnd() * 256) | 0;
+  return out;
+}
+
+interface Scenario {
+  bytes?: number;
+  receivers: LinkOptions[];
+  sender?: Partial<Omit<SenderOptions, 'imageSize'>>;
+  network?: Partial<NetworkOptions>;
+  seed?: number;
+  untilMs?: number;
+}
+
+function run(s: Scenario) {
+  const img = image(s.bytes ?? 1_000_000, s.seed ?? 1);
+  const net = new SimNetwork(
+    img,
+    { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 200e6, minReceivers: s.receivers.length, ...s.sender },
+    { seed: s.seed ?? 1, ...s.network },
+  );
+  s.receivers.forEach((link, i) => net.addReceiver({ nodeId: 1000 + i, name: `r${i}` }, link));
+  net.run(s.untilMs ?? 600_000);
+  return { net, img };
+}
+
+function assertAllExact(net: SimNetwork, img: Uint8Array): void {
+  for (const r of net.receivers) {
+    assert.equal(r.outcome, 'complete', `${r.address}: ${r.failure}`);
+    assert.ok(Buffer.from(r.output).equals(Buffer.from(img)), `${r.address}: image differs`);
+  }
+  assert.equal(net.summary?.endReason, 'AllDone');
+  assert.ok(net.summary!.receivers.every((r) => r.outcome === 'completed'));
+}
+
+test('lossless: no repair traffic at all, and the sender ends when all are done', () => {
+  const { net, img } = run({ receivers: [{}, {}, {}] });
+  assertAllExact(net, img);
+  assert.equal(net.summary!.stats.parityPackets, 0);
+  assert.equal(net.summary!.stats.nackEntries, 0);
+});
+
+test('random loss 5 %: exact images; repair volume tracks the worst receiver, not the sum', () => {
+  const { net, img } = run({ bytes: 3_000_000, receivers: Array.from({ length: 8 }, () => ({ loss: { rate: 0.05 } })) });
+  assertAllExact(net, img);
+  const s = net.summary!.stats;
+  const parityShare = s.parityPackets / s.sourcePackets;
+  // Eight receivers losing 5 % each: per-packet retransmission would approach 1-(0.95^8) = 34 %.
+  assert.ok(parityShare > 0.05 && parityShare < 0.16, `parity/source ${parityShare.toFixed(3)}`);
+});
+
+test('bursty loss (Gilbert-Elliott, mean burst 20 packets)', () => {
+  const { net, img } = run({ bytes: 2_000_000, receivers: [{ loss: { rate: 0.05, burstLength: 20 } }, { loss: { rate: 0.02, burstLength: 8 } }, {}] });
+  assertAllExact(net, img);
+});
+
+test('reordering (jitter far above packet spacing) and duplication', () => {
+  const { net, img } = run({
+    receivers: [{ jitterMs: 5, loss: { rate: 0.02 } }, { jitterMs: 2 }, { jitterMs: 8, loss: { rate: 0.01 } }],
+    network: { duplicate: 0.1 },
+  });
+  assertAllExact(net, img);
+  const dups = net.receivers.reduce((n, r) => n + r.engine!.getStats().drops.duplicate, 0);
+  assert.ok(dups > 0, 'duplicates were delivered and dropped');
+});
+
+test('late joiner gets what it missed in a later pass', () => {
+  const { net, img } = run({
+    bytes: 2_000_000,
+    sender: { minReceivers: 1 },
+    receivers: [{}, { joinAtMs: 740 }],
+  });
+  assertAllExact(net, img);
+  const late = net.receivers[1]!;
+  const early = net.receivers[0]!;
+  assert.ok(late.completedAt! > early.completedAt!, 'late joiner finishes after the early one');
+  assert.ok(net.summary!.stats.repeatedSourcePackets + net.summary!.stats.parityPackets > 100, 'catch-up traffic was sent');
+});
+
+test('a receiver that stops answering is dropped; the others complete; the summary records it', () => {
+  const { net, img } = run({
+    receivers: [{}, { dieAtMs: 600 }, { loss: { rate: 0.01 } }],
+    sender: { receiverTimeoutMs: 3000, maxRateBps: 20e6 },
+  });
+  for (const r of [net.receivers[0]!, net.receivers[2]!]) {
+    assert.equal(r.outcome, 'complete');
+    assert.ok(Buffer.from(r.output).equals(Buffer.from(img)));
+  }
+  const records = net.summary!.receivers;
+  assert.equal(records.find((r) => r.nodeId === 1001)!.outcome, 'dropped');
+  assert.equal(records.filter((r) => r.outcome === 'completed').length, 2);
+});
+
+test('a receiver whose link dies never reports success', () => {
+  // The sender keeps going for the others; the dead receiver's engine is frozen mid-way.
+  const { net } = run({ receivers: [{}, { dieAtMs: 560, loss: { rate: 0.3 } }], sender: { receiverTimeoutMs: 2000 } });
+  assert.notEqual(net.receivers[1]!.outcome, 'complete');
+});
+
+test('receivers joining after the sender ended fail with a clear reason, never success', () => {
+  const { net } = run({ bytes: 200_000, receivers: [{}, { loss: { rate: 1 } }], sender: { minReceivers: 1, receiverTimeoutMs: 2000 } });
+  const lossy = net.receivers[1]!;
+  assert.equal(lossy.outcome, 'pending'); // heard nothing at all: never learnt of a session
+  assert.equal(net.receivers[0]!.outcome, 'complete');
+});
+
+test('malformed and forged datagrams are dropped and counted, and transfer still completes', () => {
+  const rnd = seededRandom(99);
+  let forged = 0;
+  const { net, img } = run({
+    bytes: 1_000_000,
+    receivers: [{ loss: { rate: 0.01 } }, {}, {}],
+    network: {
+      tamper: (d) => {
+        const x = rnd();
+        if (x < 0.02) {
+          forged++;
+          return d.subarray(0, Math.floor(rnd() * d.length)); // truncated
+        }
+        if (x < 0.03) {
+          forged++;
+          const c = Uint8Array.from(d);
+          c[2] = 9; // another protocol version
+          return c;
+        }
+        if (x < 0.04) {
+          forged++;
+          const c = Uint8Array.from(d);
+          c[3] = 0x7f; // unknown type
+          return c;
+        }
+        if (x < 0.045) {
+          forged++;
+          const c = Uint8Array.from(d);
+          c[4] ^= 0xff; // another session
+          return c;
+        }
+        return d;
+      },
+    },
+  });
+  assert.ok(forged > 50);
+  assertAllExact(net, img);
+  const drops = net.receivers.map((r) => r.engine!.getStats().drops);
+  const total = drops.reduce((n, d) => n + d.malformed + d.otherSession, 0);
+  assert.ok(total > 0);
+  assert.ok(net.summary!.stats.drops.malformed + net.summary!.stats.drops.otherSession > 0, 'sender counted bad feedback');
+});
+
+test('corrupted symbol payloads are caught by block digests and repaired, never written', () => {
+  const rnd = seededRandom(5);
+  const { net, img } = run({
+    bytes: 600_000,
+    receivers: [{}, {}],
+    network: {
+      tamper: (d, fromSender) => {
+        // Flip a payload byte in 1 % of data packets (type 2), keeping the header valid.
+        if (fromSender && d[3] === 2 && rnd() < 0.01 && d.length > 40) {
+          const c = Uint8Array.from(d);
+          c[30] ^= 0x5a;
+          return c;
+        }
+        return d;
+      },
+    },
+  });
+  assertAllExact(net, img);
+  const mismatches = net.receivers.reduce((n, r) => n + r.engine!.getStats().hashMismatches, 0);
+  assert.ok(mismatches > 0, 'corruption was detected');
+});
+
+test('encryption: receivers with the key complete; packets are opaque and unauthenticated ones are dropped', () => {
+  const secret = 'correct horse battery staple';
+  const img = image(500_000, 3);
+  const net = new SimNetwork(
+    img,
+    { sessionId: 9, symbolSize: 1000, blockSymbols: 64, maxRateBps: 100e6, minReceivers: 2, protector: new PacketProtector(secret) },
+    {
+      seed: 3,
+      tamper: (d) => {
+        // Plain text of the image must not appear on the wire.
+        const needle = Buffer.from(img.subarray(5000, 5032));
+        assert.equal(Buffer.from(d).indexOf(needle), -1);
+        return d;
+      },
+    },
+  );
+  net.addReceiver({ nodeId: 1, protector: new PacketProtector(secret) }, { loss: { rate: 0.02 } });
+  net.addReceiver({ nodeId: 2, protector: new PacketProtector(secret) });
+  const wrong = net.addReceiver({ nodeId: 3, protector: new PacketProtector('wrong'), startTimeoutMs: 3000 });
+  net.run(60_000);
+  for (const r of net.receivers.slice(0, 2)) {
+    assert.equal(r.outcome, 'complete', r.failure ?? '');
+    assert.ok(Buffer.from(r.output).equals(Buffer.from(img)));
+  }
+  assert.equal(wrong.outcome, 'failed');
+  assert.ok(wrong.engine!.getStats().drops.malformed > 0, 'forged/undecryptable datagrams counted');
+});
+
+test('max receivers: the extra receiver is refused with a reason', () => {
+  const { net } = run({ receivers: [{}, {}, { joinAtMs: 100 }], sender: { minReceivers: 2, maxReceivers: 2 } });
+  const third = net.receivers[2]!;
+  assert.equal(third.outcome, 'failed');
+  assert.match(third.failure!, /rejected/);
+});
+
+test('start rules: min receivers and max wait', () => {
+  // One receiver, minReceivers 3, maxWait 2 s: starts at about 2 s after the join.
+  const { net } = run({ receivers: [{}], sender: { minReceivers: 3, maxWaitMs: 2000 } });
+  const started = net.senderEvents.find((e) => e.type === 'started');
+  assert.ok(started);
+  assert.ok(net.summary!.stats.startedAt! >= 2000 && net.summary!.stats.startedAt! < 2400, `${net.summary!.stats.startedAt}`);
+  assert.equal(net.receivers[0]!.outcome, 'complete');
+});
+
+test('empty image and one-byte image', () => {
+  for (const bytes of [0, 1, 999, 1001]) {
+    const { net, img } = run({ bytes, receivers: [{ loss: { rate: 0.1 } }, {}] });
+    assertAllExact(net, img);
+  }
+});
+
+test('a slow receiver link: adaptive rate control backs off and everyone completes', () => {
+  const { net, img } = run({
+    bytes: 2_000_000,
+    sender: { maxRateBps: 400e6 },
+    receivers: [{}, { rateBps: 50e6 }, {}],
+  });
+  assertAllExact(net, img);
+  assert.ok(net.summary!.stats.rateDecreases > 0);
+});
+
+test('same seed, same run', () => {
+  const a = run({ receivers: [{ loss: { rate: 0.03 } }, { loss: { rate: 0.05, burstLength: 4 } }], seed: 11 });
+  const b = run({ receivers: [{ loss: { rate: 0.03 } }, { loss: { rate: 0.05, burstLength: 4 } }], seed: 11 });
+  assert.deepEqual(a.net.summary!.stats, b.net.summary!.stats);
+  assert.equal(a.net.now, b.net.now);
+});
