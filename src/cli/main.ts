@@ -1,0 +1,249 @@
+#!/usr/bin/env node
+// fleetcast command line: standalone `send` and `receive` (the server and agent come as further commands).
+import { Command, InvalidArgumentError } from 'commander';
+import cliProgress from 'cli-progress';
+import { createWriteStream, promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { fecKernelName } from '../fec/index.js';
+import { sendImage, receiveImage, type ReceiveResult } from '../transport/session.js';
+import type { SenderSummary } from '../protocol/sender.js';
+import { formatBytes, formatRate, parseIntOption, parseRate, parseSeconds } from './units.js';
+
+/** Exit codes (README "Exit codes"). */
+export const Exit = {
+  ok: 0,
+  usage: 1,
+  transferFailed: 2,
+  timeout: 3,
+  integrity: 4,
+  io: 5,
+  interrupted: 130,
+} as const;
+
+const DEFAULT_GROUP = '239.255.77.1';
+const DEFAULT_PORT = 7720;
+
+function checked<T>(parse: (text: string) => T) {
+  return (text: string): T => {
+    try {
+      return parse(text);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+async function readKey(opts: { key?: string; keyFile?: string }): Promise<string | undefined> {
+  if (opts.keyFile) return (await fs.readFile(opts.keyFile, 'utf8')).trim();
+  return opts.key ?? process.env.FLEETCAST_KEY ?? undefined;
+}
+
+function log(quiet: boolean, message: string): void {
+  if (!quiet) process.stderr.write(`fleetcast: ${message}\n`);
+}
+
+function interruptSignal(): AbortController {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(Exit.interrupted);
+    controller.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return controller;
+}
+
+function progressBar(enabled: boolean, format: string): cliProgress.SingleBar | null {
+  if (!enabled || !process.stderr.isTTY) return null;
+  return new cliProgress.SingleBar(
+    { format, stream: process.stderr, hideCursor: true, etaBuffer: 50, formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)) },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+async function spoolStdin(): Promise<string> {
+  const path = join(tmpdir(), `fleetcast-stdin-${randomBytes(6).toString('hex')}.img`);
+  await pipeline(process.stdin, createWriteStream(path));
+  return path;
+}
+
+const program = new Command();
+program
+  .name('fleetcast')
+  .description('Send one disk image to many machines at once over IP multicast, with FEC repair and verification.')
+  .version('0.1.0');
+
+function endpointOptions(cmd: Command): Command {
+  return cmd
+    .option('-g, --group <address>', 'multicast group (IPv4 or IPv6)', DEFAULT_GROUP)
+    .option('-p, --port <port>', 'UDP port of the group', checked(parseIntOption('port', 1, 65535)), DEFAULT_PORT)
+    .option('-i, --interface <name|address>', 'network interface to use (default: the route to the group)')
+    .option('--key <secret>', 'pre-shared secret: AES-256-GCM on every datagram (or FLEETCAST_KEY)')
+    .option('--key-file <file>', 'read the pre-shared secret from a file')
+    .option('--json', 'print a JSON summary on stdout when done')
+    .option('-q, --quiet', 'no progress or messages on stderr');
+}
+
+endpointOptions(
+  program
+    .command('send')
+    .description('send an image file (or - for stdin) to every receiver that joins')
+    .argument('<file>', 'image file, or - to read stdin (spooled to a temporary file first)')
+    .option('-r, --rate <bits/s>', 'maximum rate on the link, e.g. 900M or 1G (default: unlimited, adapts to loss)', checked(parseRate))
+    .option('--min-rate <bits/s>', 'floor for the adaptive rate', checked(parseRate))
+    .option('--no-adaptive-rate', 'keep the rate fixed whatever loss receivers report')
+    .option('-n, --min-receivers <n>', 'start once this many receivers have joined', checked(parseIntOption('min-receivers', 0, 1_000_000)), 1)
+    .option('--max-wait <seconds>', 'start anyway this long after the first receiver joined', checked(parseSeconds('max-wait')))
+    .option('--settle <seconds>', 'wait this long after enough receivers joined, for stragglers', checked(parseSeconds('settle')), 0.5)
+    .option('--auto-start', 'start at once; late receivers catch up in later passes')
+    .option('--max-receivers <n>', 'refuse receivers beyond this many', checked(parseIntOption('max-receivers', 1, 1_000_000)))
+    .option('--receiver-timeout <seconds>', 'drop a receiver silent this long', checked(parseSeconds('receiver-timeout')), 15)
+    .option('--block-symbols <k>', 'source symbols per FEC block (1-255)', checked(parseIntOption('block-symbols', 1, 255)), 128)
+    .option('--proactive-parity <fraction>', 'parity sent with every block up front, as a fraction of it', checked(parseSeconds('proactive-parity')), 0)
+    .option('--mtu <bytes>', 'link MTU: sets the symbol size (9000 for jumbo frames)', checked(parseIntOption('mtu', 576, 65535)), 1500)
+    .option('--ttl <hops>', 'multicast TTL', checked(parseIntOption('ttl', 0, 255)), 1),
+).action(async (file: string, o) => {
+  const quiet = Boolean(o.quiet || o.json);
+  const key = await readKey(o);
+  const controller = interruptSignal();
+  const path = file === '-' ? await spoolStdin() : file;
+  try {
+    await fs.access(path).catch(() => {
+      throw new UsageError(`cannot read ${path}: no such file (give an image file, or - for stdin)`);
+    });
+    log(quiet, `sending ${path} to ${o.group}:${o.port}${o.interface ? ` on ${o.interface}` : ''}; FEC kernel ${fecKernelName()}; waiting for ${o.minReceivers} receiver(s)${key ? '; encrypted' : ''}`);
+    const bar = progressBar(!quiet, 'send |{bar}| {percentage}% first pass | {receivers} receivers, {done} done | {rate}');
+    let started = false;
+    const summary = await sendImage({
+      path,
+      endpoint: { group: o.group, port: o.port, iface: o.interface, ttl: o.ttl },
+      mtu: o.mtu,
+      key,
+      signal: controller.signal,
+      onWarning: (w) => log(quiet, `warning: ${w}`),
+      sender: {
+        maxRateBps: o.rate,
+        minRateBps: o.minRate,
+        adaptiveRate: o.adaptiveRate,
+        minReceivers: o.minReceivers,
+        maxWaitMs: o.maxWait !== undefined ? o.maxWait * 1000 : null,
+        settleMs: o.settle * 1000,
+        autoStart: Boolean(o.autoStart),
+        maxReceivers: o.maxReceivers,
+        receiverTimeoutMs: o.receiverTimeout * 1000,
+        blockSymbols: o.blockSymbols,
+        proactiveParity: o.proactiveParity,
+      },
+      onProgress: (stats, receivers, size, firstPassBytes) => {
+        if (!bar || stats.phase === 'waiting') return;
+        const values = {
+          receivers: receivers.filter((r) => r.outcome === 'active' || r.outcome === 'completed').length,
+          done: receivers.filter((r) => r.outcome === 'completed').length,
+          rate: formatRate(stats.rateBps),
+        };
+        if (!started) {
+          started = true;
+          bar.start(size, firstPassBytes, values);
+        } else bar.update(firstPassBytes, values);
+      },
+    }).finally(() => bar?.stop());
+    report(summary, o.json, quiet);
+    const allDone = summary.receivers.length > 0 && summary.receivers.every((r) => r.outcome === 'completed');
+    process.exitCode = allDone ? Exit.ok : controller.signal.aborted ? Exit.interrupted : Exit.transferFailed;
+  } finally {
+    if (file === '-') await fs.rm(path, { force: true });
+  }
+});
+
+function report(summary: SenderSummary, json: boolean, quiet: boolean): void {
+  const s = summary.stats;
+  const out = {
+    sessionId: summary.sessionId,
+    endReason: summary.endReason,
+    imageBytes: summary.imageSize,
+    durationMs: Math.round(summary.durationMs),
+    datagramBytes: s.datagramBytes,
+    wireBytes: s.wireBytes,
+    wirePerImage: summary.imageSize > 0 ? s.wireBytes / summary.imageSize : null,
+    packets: { source: s.sourcePackets, parity: s.parityPackets, repeatedSource: s.repeatedSourcePackets, control: s.controlPackets, feedback: s.feedbackPackets },
+    finalRateBps: s.rateBps,
+    rateDecreases: s.rateDecreases,
+    dropped: s.drops,
+    receivers: summary.receivers.map((r) => ({
+      nodeId: r.nodeId,
+      name: r.name,
+      address: r.address,
+      outcome: r.outcome,
+      reason: r.reason,
+      completedAfterMs: r.completedAt !== null && s.startedAt !== null ? Math.round(r.completedAt - s.startedAt) : null,
+      rttMs: r.rttMs,
+      nacks: r.nacks,
+    })),
+  };
+  if (json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  if (!quiet) {
+    const done = out.receivers.filter((r) => r.outcome === 'completed').length;
+    log(false, `${summary.endReason}: ${done}/${out.receivers.length} receivers completed in ${(out.durationMs / 1000).toFixed(2)} s; wire/image ${out.wirePerImage?.toFixed(3) ?? '-'}; parity ${s.parityPackets} of ${s.sourcePackets} source packets`);
+    for (const r of out.receivers) if (r.outcome !== 'completed') log(false, `  ${r.name || r.nodeId} (${r.address}): ${r.outcome}${r.reason ? ` — ${r.reason}` : ''}`);
+  }
+}
+
+endpointOptions(
+  program
+    .command('receive')
+    .description('receive an image; writes FILE.part and renames it to FILE only once every byte is verified')
+    .requiredOption('-o, --output <file>', 'where to write the image, or - for stdout (verified first, then streamed)')
+    .option('--timeout <seconds>', 'give up if no sender is found within this time (default: wait)', checked(parseSeconds('timeout')))
+    .option('--idle-timeout <seconds>', 'give up when the sender falls silent this long', checked(parseSeconds('idle-timeout')), 30)
+    .option('--name <name>', 'name reported to the sender (default: hostname)'),
+).action(async (o) => {
+  const quiet = Boolean(o.quiet || o.json);
+  const key = await readKey(o);
+  const controller = interruptSignal();
+  log(quiet, `waiting for a session on ${o.group}:${o.port}${o.interface ? ` on ${o.interface}` : ''}`);
+  const bar = progressBar(!quiet, 'receive |{bar}| {percentage}% | {value}/{total} | ETA {eta_formatted}');
+  const result: ReceiveResult = await receiveImage({
+    output: o.output,
+    endpoint: { group: o.group, port: o.port, iface: o.interface },
+    key,
+    name: o.name,
+    startTimeoutMs: o.timeout !== undefined ? o.timeout * 1000 : null,
+    idleTimeoutMs: o.idleTimeout * 1000,
+    signal: controller.signal,
+    onWarning: (w) => log(quiet, `warning: ${w}`),
+    onSession: (size, sender) => {
+      log(quiet && !bar, `joined a session from ${sender}: ${formatBytes(size)}`);
+      bar?.start(size, 0);
+    },
+    onProgress: (verified) => bar?.update(verified),
+  }).finally(() => bar?.stop());
+  const code = result.ok
+    ? Exit.ok
+    : controller.signal.aborted
+      ? Exit.interrupted
+      : result.reason === 'timeout'
+        ? Exit.timeout
+        : result.reason === 'hash-mismatch'
+          ? Exit.integrity
+          : result.reason === 'io' || result.reason === 'aborted'
+            ? Exit.io
+            : Exit.transferFailed;
+  if (o.json) {
+    process.stdout.write(
+      `${JSON.stringify({ ok: result.ok, exitCode: code, reason: result.reason, message: result.message, imageBytes: result.imageSize, sender: result.sender, durationMs: result.durationMs && Math.round(result.durationMs), sha256OfBlockDigests: result.digest, confirmedBySender: result.confirmedBySender, stats: result.stats }, null, 2)}\n`,
+    );
+  }
+  if (result.ok) log(quiet, `image verified and written to ${o.output} (${formatBytes(result.imageSize ?? 0)} in ${((result.durationMs ?? 0) / 1000).toFixed(2)} s)`);
+  else process.stderr.write(`fleetcast: receive failed (${result.reason}): ${result.message}\n`);
+  process.exitCode = code;
+});
+
+class UsageError extends Error {}
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`fleetcast: ${err.message}\n`);
+  process.exitCode = Exit.usage;
+});

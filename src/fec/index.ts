@@ -1,0 +1,88 @@
+// Systematic MDS erasure code over GF(2^8) (polynomial 0x11D), Cauchy construction.
+// Symbols 0..k-1 are the source symbols themselves; parity symbol sid (k <= sid <= 255) is
+// sum_j source_j / (sid ^ j). Any k distinct symbols rebuild the block. See docs/fec.md.
+
+import type { Kernel } from './kernel.js';
+import { jsKernel } from './kernel-js.js';
+import { wasmKernel, wasmUnavailableReason } from './kernel-wasm.js';
+import { cauchyRow, checkDecodeInput, checkEncodeInput, MAX_ID, planDecode } from './matrix.js';
+
+export const MAX_SYMBOL_ID = MAX_ID;
+
+export interface ErasureCodec {
+  readonly k: number;
+  readonly symbolSize: number;
+  /** Parity symbols with the given ids (k <= id <= 255) of a block of k*symbolSize bytes. Fresh buffers. */
+  encode(block: Uint8Array, ids: readonly number[]): Uint8Array[];
+  /** Rebuild the k*symbolSize-byte block from exactly k symbols with distinct ids (source and/or parity). Returns a fresh buffer. Throws a clear Error on bad input (wrong count, duplicate/out-of-range id, wrong symbol length). */
+  decode(ids: readonly number[], symbols: readonly Uint8Array[]): Uint8Array;
+}
+
+class CauchyCodec implements ErasureCodec {
+  /** Cauchy rows by parity id, built on first use (k bytes each). */
+  private readonly rows: (Uint8Array | undefined)[] = [];
+
+  constructor(
+    readonly k: number,
+    readonly symbolSize: number,
+    private readonly kernel: Kernel,
+  ) {}
+
+  encode(block: Uint8Array, ids: readonly number[]): Uint8Array[] {
+    const { k, symbolSize } = this;
+    checkEncodeInput(k, symbolSize, block, ids);
+    if (ids.length === 0) return [];
+    const rows = new Uint8Array(ids.length * k);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      rows.set((this.rows[id] ??= cauchyRow(id, k)), i * k);
+    }
+    return this.kernel.encode(k, symbolSize, block, rows, ids.length);
+  }
+
+  decode(ids: readonly number[], symbols: readonly Uint8Array[]): Uint8Array {
+    const { k, symbolSize: S } = this;
+    checkDecodeInput(k, S, ids, symbols);
+    const out = new Uint8Array(k * S);
+    for (let t = 0; t < k; t++) if (ids[t]! < k) out.set(symbols[t]!, ids[t]! * S);
+    const plan = planDecode(k, ids);
+    if (plan.missing.length > 0) {
+      const inputs = plan.terms.map((t) => symbols[t]!);
+      this.kernel.combine(S, inputs, plan.coefs, plan.missing, out);
+    }
+    return out;
+  }
+}
+
+const cache = new Map<string, ErasureCodec>();
+
+/** Cached per (k, symbolSize, kernel). kernel defaults to the fastest available (wasm SIMD, else js). */
+export function getCodec(k: number, symbolSize: number, options?: { kernel?: 'wasm' | 'js' }): ErasureCodec {
+  if (!Number.isInteger(k) || k < 1 || k > MAX_SYMBOL_ID) {
+    throw new RangeError(`fec: k=${String(k)} out of range (expected an integer 1..${MAX_SYMBOL_ID})`);
+  }
+  if (!Number.isSafeInteger(symbolSize) || symbolSize < 1) {
+    throw new RangeError(`fec: symbolSize=${String(symbolSize)} must be a positive integer`);
+  }
+  const want = options?.kernel;
+  if (want !== undefined && want !== 'wasm' && want !== 'js') {
+    throw new RangeError(`fec: unknown kernel ${String(want)} (expected 'wasm' or 'js')`);
+  }
+  let kernel: Kernel;
+  if (want === 'js') kernel = jsKernel;
+  else if (want === 'wasm') {
+    if (!wasmKernel) throw new Error(`fec: the wasm SIMD kernel is not available: ${wasmUnavailableReason ?? 'unknown reason'}`);
+    kernel = wasmKernel;
+  } else kernel = wasmKernel ?? jsKernel;
+  const key = `${k}/${symbolSize}/${kernel.name}`;
+  let codec = cache.get(key);
+  if (!codec) {
+    codec = new CauchyCodec(k, symbolSize, kernel);
+    cache.set(key, codec);
+  }
+  return codec;
+}
+
+export function fecKernelName(): 'wasm-simd' | 'js' {
+  return (wasmKernel ?? jsKernel).name;
+}

@@ -1,0 +1,143 @@
+// WebAssembly SIMD128 kernel (kernel.wat, assembled at build time). Loaded synchronously at module
+// load; if kernel.wasm is missing, fails to compile (no SIMD) or fails its self-check, `wasmKernel`
+// is null and the codec quietly uses the JS kernel instead.
+//
+// All data lives in the one wasm memory, shared by every codec: calls are synchronous and the
+// process is single-threaded, so each call may use the whole data area from DATA upwards.
+
+import { readFileSync } from 'node:fs';
+import { nibbleTables } from './gf256.js';
+import type { Kernel } from './kernel.js';
+import { jsKernel } from './kernel-js.js';
+
+// Memory layout, mirrored in the header of kernel.wat.
+const PTRS = 8192;
+const COEFS = 9216;
+const DATA = 16384;
+const PAGE = 65536;
+
+// tsconfig's lib is ES2023 without DOM and @types/node 20 has no WebAssembly typings, so declare
+// the little this file uses (module scope: it shadows nothing if global typings appear later).
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { readonly exports: object };
+};
+
+interface Exports {
+  memory: WasmMemory;
+  mul_xor(dst: number, src: number, len: number, c: number): void;
+  dot(dst: number, len: number, ptrs: number, coefs: number, n: number): void;
+  dot4(d0: number, d1: number, d2: number, d3: number, len: number, ptrs: number, coefs: number, n: number): void;
+}
+
+/** Symbol slots are padded to 16 bytes so the kernel never needs a scalar tail. */
+function pad16(n: number): number {
+  return (n + 15) & ~15;
+}
+
+class WasmKernel implements Kernel {
+  readonly name = 'wasm-simd' as const;
+  private mem: Uint8Array;
+  private ptrs: Uint32Array;
+
+  constructor(private readonly x: Exports) {
+    this.mem = new Uint8Array(x.memory.buffer);
+    this.ptrs = new Uint32Array(x.memory.buffer, PTRS, 256);
+    this.mem.set(nibbleTables(), 0);
+  }
+
+  /** Make sure [0, bytes) is addressable; views are renewed because grow() detaches the old buffer. */
+  private reserve(bytes: number): void {
+    const have = this.x.memory.buffer.byteLength;
+    if (bytes > have) this.x.memory.grow(Math.ceil((bytes - have) / PAGE));
+    if (this.mem.buffer !== this.x.memory.buffer) {
+      this.mem = new Uint8Array(this.x.memory.buffer);
+      this.ptrs = new Uint32Array(this.x.memory.buffer, PTRS, 256);
+    }
+  }
+
+  /**
+   * Output slot dsts[o] = sum_t coefs[o*n + t] * term t, the n terms being at this.ptrs[0..n).
+   * Four outputs per dot4 call while at least four remain (shared source loads), then one each.
+   */
+  private run(dsts: readonly number[], stride: number, n: number, coefs: Uint8Array): void {
+    const mem = this.mem;
+    let o = 0;
+    for (; o + 4 <= dsts.length; o += 4) {
+      for (let q = 0; q < 4; q++) {
+        const row = (o + q) * n;
+        for (let t = 0; t < n; t++) mem[COEFS + 4 * t + q] = coefs[row + t]!;
+      }
+      this.x.dot4(dsts[o]!, dsts[o + 1]!, dsts[o + 2]!, dsts[o + 3]!, stride, PTRS, COEFS, n);
+    }
+    for (; o < dsts.length; o++) {
+      mem.set(coefs.subarray(o * n, o * n + n), COEFS);
+      this.x.dot(dsts[o]!, stride, PTRS, COEFS, n);
+    }
+  }
+
+  encode(k: number, S: number, block: Uint8Array, rows: Uint8Array, count: number): Uint8Array[] {
+    const stride = pad16(S);
+    this.reserve(DATA + (k + count) * stride);
+    const mem = this.mem;
+    // The block goes into wasm memory once per call; every parity is computed from that copy.
+    if (stride === S) mem.set(block, DATA);
+    else for (let j = 0; j < k; j++) mem.set(block.subarray(j * S, j * S + S), DATA + j * stride);
+    for (let j = 0; j < k; j++) this.ptrs[j] = DATA + j * stride;
+    const dsts: number[] = [];
+    for (let i = 0; i < count; i++) dsts.push(DATA + (k + i) * stride);
+    this.run(dsts, stride, k, rows);
+    return dsts.map((d) => mem.slice(d, d + S));
+  }
+
+  combine(S: number, inputs: readonly Uint8Array[], coefs: Uint8Array, missing: readonly number[], out: Uint8Array): void {
+    const n = inputs.length;
+    const stride = pad16(S);
+    this.reserve(DATA + (n + missing.length) * stride);
+    const mem = this.mem;
+    for (let t = 0; t < n; t++) {
+      mem.set(inputs[t]!, DATA + t * stride);
+      this.ptrs[t] = DATA + t * stride;
+    }
+    const dsts: number[] = [];
+    for (let m = 0; m < missing.length; m++) dsts.push(DATA + (n + m) * stride);
+    this.run(dsts, stride, n, coefs);
+    for (let m = 0; m < missing.length; m++) out.set(mem.subarray(dsts[m]!, dsts[m]! + S), missing[m]! * S);
+  }
+}
+
+/** Why the wasm kernel is not in use (null when it is): for diagnostics and tests, never thrown. */
+export let wasmUnavailableReason: string | null = null;
+
+function load(): WasmKernel | null {
+  try {
+    const bytes = readFileSync(new URL('./kernel.wasm', import.meta.url));
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+    const kernel = new WasmKernel(instance.exports as unknown as Exports);
+    if (selfCheck(kernel)) return kernel;
+    wasmUnavailableReason = 'kernel.wasm disagrees with the JS kernel (self-check failed)';
+  } catch (err) {
+    wasmUnavailableReason = err instanceof Error ? err.message : String(err);
+  }
+  return null;
+}
+
+/** A stale or miscompiled kernel.wasm must never corrupt an image: compare with JS on every coefficient. */
+function selfCheck(kernel: Kernel): boolean {
+  const k = 256;
+  const S = 37; // odd: exercises slot padding
+  const block = new Uint8Array(k * S);
+  for (let i = 0; i < block.length; i++) block[i] = (i * 131 + (i >> 8) * 17 + 7) & 255;
+  const count = 5; // one dot4 group and one single dot
+  const rows = new Uint8Array(count * k);
+  for (let i = 0; i < rows.length; i++) rows[i] = (i * 97 + (i >> 8)) & 255; // each row: all of 0..255
+  const a = kernel.encode(k, S, block, rows, count);
+  const b = jsKernel.encode(k, S, block, rows, count);
+  return a.every((p, i) => p.length === S && p.every((v, x) => v === b[i]![x]));
+}
+
+export const wasmKernel: Kernel | null = load();

@@ -1,0 +1,185 @@
+// Coefficients of the Cauchy code and of its decoder.
+//
+// Parity symbol sid (k <= sid <= 255) is sum_j C[sid][j] * source_j with C[sid][j] = 1 / (sid ^ j):
+// a Cauchy matrix with x = sid and y = j, all distinct because parity ids are >= k > source ids,
+// so every square submatrix is nonsingular and any k of the n symbols determine the block.
+
+import { EXP, INV, LOG, MUL } from './gf256.js';
+
+/** EXP over three periods, so a sum of up to three logs (one subtracted via + 255) needs no mod. */
+const EXP3 = new Uint8Array(765);
+for (let i = 0; i < 765; i++) EXP3[i] = EXP[i % 255]!;
+
+export const MAX_ID = 255;
+
+/** Cauchy coefficient of source j in parity sid. */
+export function cauchy(sid: number, j: number): number {
+  return INV[sid ^ j]!;
+}
+
+/** Row of C for parity `sid`: k coefficients, one per source symbol. */
+export function cauchyRow(sid: number, k: number, out: Uint8Array = new Uint8Array(k)): Uint8Array {
+  for (let j = 0; j < k; j++) out[j] = INV[sid ^ j]!;
+  return out;
+}
+
+function mul(a: number, b: number): number {
+  return MUL[(a << 8) | b]!;
+}
+
+/**
+ * How decode() rebuilds the missing source symbols. Every missing symbol is one linear combination
+ * ("dot product") of all k received symbols, so the kernels make one batched call per missing symbol.
+ */
+export interface DecodePlan {
+  /** Missing source ids, ascending; empty when all sources arrived (decode is then a copy). */
+  readonly missing: number[];
+  /** Indices into the caller's ids/symbols arrays: the terms of every dot product. */
+  readonly terms: number[];
+  /** missing.length rows of terms.length coefficients, row-major. */
+  readonly coefs: Uint8Array;
+}
+
+export function checkEncodeInput(k: number, symbolSize: number, block: Uint8Array, ids: readonly number[]): void {
+  if (!(block instanceof Uint8Array)) throw new TypeError('fec encode: block must be a Uint8Array');
+  if (block.length !== k * symbolSize) {
+    throw new RangeError(`fec encode: block is ${block.length} bytes, expected k*symbolSize = ${k}*${symbolSize} = ${k * symbolSize}`);
+  }
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < k || id > MAX_ID) {
+      throw new RangeError(`fec encode: parity id ${String(id)} out of range (expected an integer ${k}..${MAX_ID} for k=${k})`);
+    }
+  }
+}
+
+export function checkDecodeInput(k: number, symbolSize: number, ids: readonly number[], symbols: readonly Uint8Array[]): void {
+  if (ids.length !== symbols.length) {
+    throw new RangeError(`fec decode: ${ids.length} ids but ${symbols.length} symbols`);
+  }
+  if (ids.length !== k) {
+    throw new RangeError(`fec decode: need exactly k=${k} symbols, got ${ids.length}`);
+  }
+  const seen = new Uint8Array(256);
+  for (let i = 0; i < k; i++) {
+    const id = ids[i]!;
+    if (!Number.isInteger(id) || id < 0 || id > MAX_ID) {
+      throw new RangeError(`fec decode: symbol id ${String(id)} out of range (expected an integer 0..${MAX_ID})`);
+    }
+    if (seen[id]) throw new RangeError(`fec decode: duplicate symbol id ${id}`);
+    seen[id] = 1;
+    const s = symbols[i];
+    if (!(s instanceof Uint8Array)) throw new TypeError(`fec decode: symbol ${id} is not a Uint8Array`);
+    if (s.length !== symbolSize) {
+      throw new RangeError(`fec decode: symbol ${id} is ${s.length} bytes, expected symbolSize=${symbolSize}`);
+    }
+  }
+}
+
+/**
+ * Decode coefficients in closed form, O(e*k) scalar work for e missing sources.
+ *
+ * With parity ids x_i (the received parities), missing source ids y_m and present ones y_j, each
+ * received parity is p_i = sum_m s_m / (x_i + y_m) + sum_j s_j / (x_i + y_j). The unknown part
+ * g(z) = sum_m s_m / (z + y_m) = N(z) / Q(z) with deg N < e is known at the e points x_i, so
+ * Lagrange interpolation fixes N and each unknown is a residue, s_m = N(y_m) / Q'(y_m). Expanded
+ * (char 2, so + is - is XOR):
+ *   s_m = w_m * ( sum_i u_i / (y_m + x_i) * p_i  +  sum_j v_j / (y_m + y_j) * s_j )
+ *   w_m = R(y_m) / Q'(y_m),  u_i = Q(x_i) / R'(x_i),  v_j = Q(y_j) / R(y_j)
+ * where Q(z) = prod_m (z + y_m), R(z) = prod_i (z + x_i), Q'(y_m) = prod_{m' != m} (y_m + y_m'),
+ * R'(x_i) = prod_{i' != i} (x_i + x_i'). This equals the textbook route (syndromes s = p - C_P s_P,
+ * invert the e x e Cauchy submatrix by Gaussian elimination, multiply) folded into one dot product
+ * per missing symbol, so the byte work is the same e*k multiply-adds per symbol byte, but the scalar
+ * set-up is O(e*k) instead of O(e^3 + e^2*k) and needs no syndrome buffers. The tests check it
+ * against Gaussian elimination.
+ */
+export function planDecode(k: number, ids: readonly number[]): DecodePlan {
+  const present = new Uint8Array(k);
+  const parities: number[] = [];
+  const presentIdx: number[] = [];
+  for (let t = 0; t < ids.length; t++) {
+    const id = ids[t]!;
+    if (id < k) {
+      present[id] = 1;
+      presentIdx.push(t);
+    } else parities.push(t);
+  }
+  const missing: number[] = [];
+  for (let j = 0; j < k; j++) if (!present[j]) missing.push(j);
+  const e = missing.length;
+  if (e === 0) return { missing, terms: [], coefs: new Uint8Array(0) };
+
+  const terms = parities.concat(presentIdx);
+  const termIds = new Uint8Array(k);
+  for (let t = 0; t < k; t++) termIds[t] = ids[terms[t]!]!;
+  // Work with logarithms: every factor is nonzero (ids are distinct), products become sums and
+  // the inner loops are table lookups and adds. Logs of products of up to 255 factors stay far
+  // below 2^31; one % 255 per product.
+  const logQ = (z: number): number => {
+    let s = 0;
+    for (let m = 0; m < e; m++) s += LOG[z ^ missing[m]!]!;
+    return s % 255;
+  };
+  const logR = (z: number): number => {
+    let s = 0;
+    for (let i = 0; i < e; i++) s += LOG[z ^ termIds[i]!]!;
+    return s % 255;
+  };
+  // log z_t: u_i for the e parity terms, v_j for the k-e present source terms.
+  const lz = new Uint16Array(k);
+  for (let t = 0; t < e; t++) {
+    const x = termIds[t]!;
+    let d = 0;
+    for (let i = 0; i < e; i++) if (i !== t) d += LOG[x ^ termIds[i]!]!;
+    lz[t] = (logQ(x) + 255 - (d % 255)) % 255;
+  }
+  for (let t = e; t < k; t++) {
+    const y = termIds[t]!;
+    lz[t] = (logQ(y) + 255 - logR(y)) % 255;
+  }
+  const coefs = new Uint8Array(e * k);
+  for (let m = 0; m < e; m++) {
+    const y = missing[m]!;
+    let d = 0;
+    for (let m2 = 0; m2 < e; m2++) if (m2 !== m) d += LOG[y ^ missing[m2]!]!;
+    const lw = (logR(y) + 255 - (d % 255)) % 255;
+    const row = m * k;
+    // lw + lz + 255 - LOG[..] < 765 = EXP3.length
+    for (let t = 0; t < k; t++) coefs[row + t] = EXP3[lw + lz[t]! + 255 - LOG[y ^ termIds[t]!]!]!;
+  }
+  return { missing, terms, coefs };
+}
+
+/**
+ * Inverse of an n x n row-major matrix over GF(2^8) by Gauss-Jordan elimination. Not used on the
+ * decode path (planDecode has a closed form); kept as the straightforward reference the tests use.
+ */
+export function invertMatrix(a: Uint8Array, n: number): Uint8Array {
+  const m = Uint8Array.from(a);
+  const inv = new Uint8Array(n * n);
+  for (let i = 0; i < n; i++) inv[i * n + i] = 1;
+  for (let col = 0; col < n; col++) {
+    let piv = col;
+    while (piv < n && m[piv * n + col] === 0) piv++;
+    if (piv === n) throw new RangeError('GF(2^8) matrix is singular');
+    if (piv !== col) {
+      for (let c = 0; c < n; c++) {
+        let t = m[col * n + c]!; m[col * n + c] = m[piv * n + c]!; m[piv * n + c] = t;
+        t = inv[col * n + c]!; inv[col * n + c] = inv[piv * n + c]!; inv[piv * n + c] = t;
+      }
+    }
+    const f = INV[m[col * n + col]!]!;
+    for (let c = 0; c < n; c++) {
+      m[col * n + c] = mul(m[col * n + c]!, f);
+      inv[col * n + c] = mul(inv[col * n + c]!, f);
+    }
+    for (let r = 0; r < n; r++) {
+      const g = m[r * n + col]!;
+      if (r === col || g === 0) continue;
+      for (let c = 0; c < n; c++) {
+        m[r * n + c] ^= mul(g, m[col * n + c]!);
+        inv[r * n + c] ^= mul(g, inv[col * n + c]!);
+      }
+    }
+  }
+  return inv;
+}

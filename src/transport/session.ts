@@ -1,0 +1,295 @@
+// Sending and receiving an image file over a real multicast session: engine + sockets + file I/O.
+import { createReadStream, promises as fs } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes, randomInt } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { PacketProtector, SEAL_OVERHEAD } from '../protocol/crypto.js';
+import { blockLength } from '../protocol/geometry.js';
+import { Receiver, type FailureReason, type ReceiverEvent, type ReceiverStats } from '../protocol/receiver.js';
+import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type ReceiverRecord } from '../protocol/sender.js';
+import { DATA_HEADER_BYTES } from '../protocol/wire.js';
+import { EngineLoop, clock } from './drive.js';
+import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
+
+/** Largest symbol that fits one datagram of a link with this MTU. */
+export function symbolSizeFor(mtu: number, family: 4 | 6, encrypted: boolean): number {
+  const size = mtu - (family === 4 ? 20 : 40) - 8 - DATA_HEADER_BYTES - (encrypted ? SEAL_OVERHEAD : 0);
+  if (size < 64) throw new RangeError(`MTU ${mtu} is too small`);
+  return size;
+}
+
+export function frameOverheadFor(family: 4 | 6): number {
+  return 14 + (family === 4 ? 20 : 40) + 8;
+}
+
+export interface SendOptions {
+  /** Image file to send. */
+  path: string;
+  endpoint: Endpoint;
+  mtu?: number;
+  key?: string;
+  sender?: Partial<Omit<SenderOptions, 'imageSize' | 'symbolSize' | 'protector'>>;
+  onWarning?: (message: string) => void;
+  onProgress?: (stats: SenderStats, receivers: ReceiverRecord[], imageSize: number, firstPassBytes: number) => void;
+  signal?: AbortSignal;
+}
+
+export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
+  const fh = await fs.open(opts.path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const family = familyOf(opts.endpoint.group);
+    const { socket, warnings } = await openSenderSocket(opts.endpoint);
+    warnings.forEach((w) => opts.onWarning?.(w));
+    const now = clock();
+    const sender = new Sender(
+      {
+        sessionId: opts.sender?.sessionId ?? randomInt(1, 0xffffffff),
+        imageSize: size,
+        symbolSize: symbolSizeFor(opts.mtu ?? 1500, family, Boolean(opts.key)),
+        blockSymbols: 128,
+        frameOverhead: frameOverheadFor(family),
+        ...opts.sender,
+        protector: opts.key ? new PacketProtector(opts.key) : undefined,
+      },
+      now,
+    );
+    return await new Promise<SenderSummary>((resolve, reject) => {
+      let reads = 0;
+      let lastProgress = 0;
+      const loop = new EngineLoop(sender, () => socket, { address: opts.endpoint.group, port: opts.endpoint.port }, drain);
+      function drain(): void {
+        let e;
+        while ((e = sender.pollEvent())) {
+          if (e.type === 'need-block') readBlock(e.block);
+          else if (e.type === 'finished') {
+            loop.stop();
+            socket.close();
+            resolve(e.summary);
+          }
+        }
+        const t = clock();
+        if (opts.onProgress && t - lastProgress > 200) {
+          lastProgress = t;
+          const stats = sender.getStats();
+          opts.onProgress(stats, sender.getReceivers(), size, Math.min(size, stats.blocksFirstPassSent * sender.geometry.blockBytes));
+        }
+      }
+      function readBlock(block: number): void {
+        const g = sender.geometry;
+        const length = blockLength(g, block);
+        const buf = Buffer.allocUnsafe(length);
+        reads++;
+        fh.read(buf, 0, length, block * g.blockBytes).then(
+          ({ bytesRead }) => {
+            reads--;
+            if (bytesRead !== length) throw new Error(`short read at block ${block}: the image changed while sending`);
+            sender.supplyBlock(block, buf);
+            loop.schedulePump();
+          },
+          (err: Error) => {
+            loop.stop();
+            socket.close();
+            reject(new Error(`cannot read ${opts.path}: ${err.message}`));
+          },
+        );
+      }
+      opts.signal?.addEventListener('abort', () => {
+        sender.cancel(clock());
+        loop.schedulePump();
+      });
+      socket.on('error', (err) => opts.onWarning?.(`socket error: ${err.message}`));
+      loop.attach(socket);
+      loop.start();
+      void reads;
+    });
+  } finally {
+    await fh.close();
+  }
+}
+
+export interface ReceiveOptions {
+  /** Output path; '-' writes the verified image to stdout. */
+  output: string;
+  endpoint: Endpoint;
+  key?: string;
+  name?: string;
+  nodeId?: number;
+  sessionId?: number;
+  startTimeoutMs?: number | null;
+  idleTimeoutMs?: number;
+  onWarning?: (message: string) => void;
+  onSession?: (imageSize: number, sender: string) => void;
+  onProgress?: (bytesVerified: number, imageSize: number, stats: ReceiverStats) => void;
+  signal?: AbortSignal;
+}
+
+export interface ReceiveResult {
+  ok: boolean;
+  reason: FailureReason | 'io' | null;
+  message: string;
+  imageSize: number | null;
+  sender: string | null;
+  /** ms from the session's first packet to a verified image. */
+  durationMs: number | null;
+  digest: string | null;
+  confirmedBySender: boolean;
+  stats: ReceiverStats;
+}
+
+export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult> {
+  const toStdout = opts.output === '-';
+  const finalPath = toStdout ? join(tmpdir(), `fleetcast-${randomBytes(6).toString('hex')}.img`) : opts.output;
+  const partPath = `${finalPath}.part`;
+  const { data, feedback, warnings } = await openReceiverSockets(opts.endpoint);
+  warnings.forEach((w) => opts.onWarning?.(w));
+  const receiver = new Receiver(
+    {
+      nodeId: opts.nodeId ?? randomInt(1, 0xffffffff),
+      name: opts.name ?? hostname(),
+      sessionId: opts.sessionId,
+      protector: opts.key ? new PacketProtector(opts.key) : undefined,
+      startTimeoutMs: opts.startTimeoutMs ?? null,
+      idleTimeoutMs: opts.idleTimeoutMs,
+    },
+    clock(),
+  );
+  let fh: fs.FileHandle | null = null;
+  let imageSize: number | null = null;
+  let sender: string | null = null;
+  let sessionStart: number | null = null;
+  let verified = 0;
+  let lastProgress = 0;
+  const writes = new Set<Promise<void>>();
+  let opened: Promise<void> = Promise.resolve();
+
+  const result = await new Promise<ReceiveResult>((resolve) => {
+    let settled = false;
+    let completeAt: number | null = null;
+    let digest: string | null = null;
+    const loop = new EngineLoop(receiver, (to) => (to === null ? data : feedback), { address: opts.endpoint.group, port: opts.endpoint.port }, drain);
+
+    function finish(ok: boolean, reason: ReceiveResult['reason'], message: string, confirmed = false): void {
+      if (settled) return;
+      settled = true;
+      loop.stop();
+      data.close();
+      feedback.close();
+      resolve({
+        ok,
+        reason,
+        message,
+        imageSize,
+        sender,
+        durationMs: completeAt !== null && sessionStart !== null ? completeAt - sessionStart : null,
+        digest,
+        confirmedBySender: confirmed,
+        stats: receiver.getStats(),
+      });
+    }
+    const ioFailure = (what: string) => (err: Error) => {
+      receiver.abort(clock(), `${what}: ${err.message}`);
+      loop.schedulePump();
+    };
+    let finalizing: Promise<void> | null = null;
+
+    function drain(): void {
+      let e: ReceiverEvent | undefined;
+      while ((e = receiver.pollEvent())) {
+        switch (e.type) {
+          case 'session': {
+            imageSize = e.geometry.imageSize;
+            sender = e.sender;
+            sessionStart = clock();
+            opts.onSession?.(imageSize, sender);
+            const size = imageSize;
+            opened = (async () => {
+              const free = await fs.statfs(join(partPath, '..')).catch(() => null);
+              if (free && free.bavail * free.bsize < size) {
+                throw new Error(`disk full: the image needs ${size} bytes, ${free.bavail * free.bsize} are free`);
+              }
+              fh = await fs.open(partPath, 'w');
+              await fh.truncate(size);
+            })();
+            track(opened, 'cannot create the output');
+            break;
+          }
+          case 'block': {
+            const { offset, data: block } = e;
+            const write = (async () => {
+              await opened;
+              await fh!.write(block, 0, block.length, offset);
+              verified += block.length;
+            })();
+            track(write, 'cannot write the output');
+            break;
+          }
+          case 'complete':
+            completeAt = clock();
+            digest = Buffer.from(e.digest).toString('hex');
+            finalizing = (async () => {
+              await Promise.all([...writes]);
+              await fh!.sync();
+              await fh!.close();
+              fh = null;
+              await fs.rename(partPath, finalPath);
+            })();
+            finalizing.catch(ioFailure('cannot finish the output'));
+            break;
+          case 'closed': {
+            const confirmed = e.confirmed;
+            void (finalizing ?? Promise.resolve()).then(
+              () => finish(true, null, 'image received and verified', confirmed),
+              (err: Error) => finish(false, 'io', `cannot finish the output: ${err.message}`),
+            );
+            break;
+          }
+          case 'failed': {
+            const { reason, message } = e;
+            void Promise.allSettled([...writes]).then(() => finish(false, reason, message));
+            break;
+          }
+        }
+      }
+      const t = clock();
+      if (opts.onProgress && imageSize !== null && t - lastProgress > 200) {
+        lastProgress = t;
+        opts.onProgress(verified, imageSize, receiver.getStats());
+      }
+    }
+    function track(p: Promise<void>, what: string): void {
+      writes.add(p);
+      p.then(
+        () => writes.delete(p),
+        (err: Error) => {
+          writes.delete(p);
+          ioFailure(what)(err);
+        },
+      );
+    }
+    opts.signal?.addEventListener('abort', () => {
+      receiver.abort(clock(), 'interrupted');
+      loop.schedulePump();
+    });
+    data.on('error', (err) => opts.onWarning?.(`socket error: ${err.message}`));
+    feedback.on('error', (err) => opts.onWarning?.(`socket error: ${err.message}`));
+    loop.attach(data);
+    loop.attach(feedback);
+    loop.start();
+  });
+
+  if (!result.ok) {
+    // Never leave a partial image where a complete one is expected.
+    const handle = fh as fs.FileHandle | null;
+    await handle?.close().catch(() => undefined);
+    await fs.rm(partPath, { force: true });
+  } else if (toStdout) {
+    try {
+      await pipeline(createReadStream(finalPath), process.stdout);
+    } finally {
+      await fs.rm(finalPath, { force: true });
+    }
+  }
+  return result;
+}
