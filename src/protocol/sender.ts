@@ -82,6 +82,7 @@ export interface ReceiverRecord {
   lossPpm: number;
   blocksComplete: number;
   nacks: number;
+  lastStatusAt: number | null;
 }
 
 export interface SenderStats {
@@ -412,6 +413,7 @@ export class Sender {
         lossPpm: 0,
         blocksComplete: 0,
         nacks: 0,
+        lastStatusAt: null,
       };
       this.receivers.set(join.nodeId, r);
       this.activeCount++;
@@ -438,6 +440,8 @@ export class Sender {
     r.lastHeard = now;
     r.address = from;
     r.blocksComplete = s.blocksComplete;
+    const lastStatusAt = r.lastStatusAt;
+    r.lastStatusAt = now;
     this.sampleRtt(now, r, s.echo);
     if (r.outcome === 'dropped') {
       this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped }), from);
@@ -445,7 +449,10 @@ export class Sender {
     }
     if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
       r.lossPpm = s.lossPpm;
-      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6);
+      const elapsed = lastStatusAt === null ? 0 : now - lastStatusAt;
+      const frame = this.geometry.symbolSize + 20 + this.opts.frameOverhead;
+      const delivered = elapsed > 0 ? (s.received * frame * 8 * 1000) / elapsed : 0;
+      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, delivered);
       this.pacer.setRate(this.rate.update(now, this.statusIntervalMs()), now);
     } else if (s.state === ReceiverState.Complete) {
       if (r.outcome === 'active') {
