@@ -243,6 +243,9 @@ endpointOptions(
 
 class UsageError extends Error {}
 
+// `npm start` with no command: show what the tool can do.
+program.action(() => program.outputHelp());
+
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`fleetcast: ${err.message}\n`);
   process.exitCode = Exit.usage;
