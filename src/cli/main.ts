@@ -97,7 +97,7 @@ endpointOptions(
     .option('--no-adaptive-rate', 'keep the rate fixed whatever loss receivers report')
     .option('-n, --min-receivers <n>', 'start once this many receivers have joined', checked(parseIntOption('min-receivers', 0, 1_000_000)), 1)
     .option('--max-wait <seconds>', 'start anyway this long after the first receiver joined', checked(parseSeconds('max-wait')))
-    .option('--settle <seconds>', 'wait this long after enough receivers joined, for stragglers', checked(parseSeconds('settle')), 0.5)
+    .option('--settle <seconds>', 'wait this long after enough receivers joined, for stragglers (default 0.5 with --min-receivers 1, else 0)', checked(parseSeconds('settle')))
     .option('--auto-start', 'start at once; late receivers catch up in later passes')
     .option('--max-receivers <n>', 'refuse receivers beyond this many', checked(parseIntOption('max-receivers', 1, 1_000_000)))
     .option('--receiver-timeout <seconds>', 'drop a receiver silent this long', checked(parseSeconds('receiver-timeout')), 15)
@@ -130,7 +130,7 @@ endpointOptions(
         adaptiveRate: o.adaptiveRate,
         minReceivers: o.minReceivers,
         maxWaitMs: o.maxWait !== undefined ? o.maxWait * 1000 : null,
-        settleMs: o.settle * 1000,
+        settleMs: (o.settle ?? (o.minReceivers > 1 ? 0 : 0.5)) * 1000,
         autoStart: Boolean(o.autoStart),
         maxReceivers: o.maxReceivers,
         receiverTimeoutMs: o.receiverTimeout * 1000,

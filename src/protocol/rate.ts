@@ -71,8 +71,6 @@ interface ReceiverLoss {
   loss: number;
   /** Packets the loss figure was measured over. */
   samples: number;
-  /** Rate (bits/s of frames) at which this receiver took packets in, over the same interval. */
-  deliveredBps: number;
   baseline: number;
 }
 
@@ -99,21 +97,23 @@ export class RateController {
   /** Excess loss over background that counts as congestion. */
   static readonly THRESHOLD = 0.03;
 
-  report(nodeId: number, loss: number, samples: number, deliveredBps: number): void {
+  report(nodeId: number, loss: number, samples: number): void {
     const r = this.receivers.get(nodeId);
     if (r) {
       r.loss = loss;
       r.samples = samples;
-      r.deliveredBps = deliveredBps;
-    } else this.receivers.set(nodeId, { loss, samples, deliveredBps, baseline: 0 });
+    } else this.receivers.set(nodeId, { loss, samples, baseline: 0 });
   }
 
   forget(nodeId: number): void {
     this.receivers.delete(nodeId);
   }
 
-  /** Called once per feedback interval; returns the new rate. */
-  update(now: number, intervalMs: number): number {
+  /**
+   * Called once per feedback interval with the rate the sender really achieved lately (it can be far below
+   * the pacer's rate when the ceiling is "unlimited"); returns the new rate.
+   */
+  update(now: number, intervalMs: number, sentBps: number): number {
     if (!this.config.adaptive || now - this.lastDecision < intervalMs) return this.rate;
     this.lastDecision = now;
     if (this.probe) {
@@ -121,9 +121,10 @@ export class RateController {
       const r = this.receivers.get(probe.node);
       if (r && r.samples < MIN_SAMPLES && ++probe.waited < 4) return this.rate;
       this.probe = null;
-      if (r && r.samples >= MIN_SAMPLES && r.loss > probe.worstBefore - Math.max(0.02, probe.worstBefore * 0.1)) {
+      // Undo when the loss did not fall, or when too little flowed to tell (the decrease is unproven).
+      if (!r || r.samples < MIN_SAMPLES || r.loss > probe.worstBefore - Math.max(0.02, probe.worstBefore * 0.1)) {
         // Slowing down did not help this receiver: its loss is background, not congestion.
-        r.baseline = Math.max(r.baseline, r.loss);
+        if (r && r.samples >= MIN_SAMPLES) r.baseline = Math.max(r.baseline, r.loss);
         this.rate = probe.rateBefore;
         return this.rate;
       }
@@ -141,8 +142,10 @@ export class RateController {
     }
     if (worst) {
       this.probe = { worstBefore: worst.loss, rateBefore: this.rate, node: worstNode, waited: 0 };
-      const bottleneck = worst.deliveredBps > 0 ? worst.deliveredBps * 0.95 : this.rate * 0.7;
-      this.rate = Math.max(this.config.minBps, Math.min(this.rate * 0.85, bottleneck));
+      // What got through to the worst receiver is the bottleneck's rate.
+      const base = sentBps > 0 ? Math.min(this.rate, sentBps) : this.rate;
+      const bottleneck = base * (1 - (worst.loss - worst.baseline)) * 0.95;
+      this.rate = Math.max(this.config.minBps, Math.min(base * 0.85, bottleneck));
       this.decreases++;
     } else {
       this.rate = Math.min(this.config.maxBps, this.rate * 1.04 + 1e6);

@@ -161,6 +161,7 @@ export class Sender {
 
   private sourceNext = 0; // next block of the first pass
   private firstPassHashes: [number, number] | null = null;
+  private starvedForData = false;
   private currentBurst = -1; // block being sent contiguously
   private readonly urgent: number[] = [];
   private readonly inUrgent: Uint8Array;
@@ -181,6 +182,12 @@ export class Sender {
   private readonly control: Transmit[] = [];
   private readonly events: SenderEvent[] = [];
   private readonly pacer: Pacer;
+  /** Worst active receiver's recent loss (0..0.5): repair bursts are enlarged by it. */
+  private repairLoss = 0;
+  /** Frame rate actually achieved lately (bits/s), measured over 250 ms windows. */
+  private sentBps = 0;
+  private sentWindowStart = 0;
+  private sentWindowBytes = 0;
   private readonly rate: RateController;
   private readonly stats: SenderStats;
 
@@ -276,6 +283,7 @@ export class Sender {
     const length = blockLength(this.geometry, block);
     if (data.length !== length) throw new RangeError(`block ${block} must be ${length} bytes, got ${data.length}`);
     this.requested.delete(block);
+    this.starvedForData = false;
     if (!this.hashKnown[block]) {
       this.hashes.set(sha256(data), block * HASH_BYTES);
       this.hashKnown[block] = 1;
@@ -365,7 +373,8 @@ export class Sender {
     let t = Math.min(this.nextAnnounceAt, this.nextHousekeepingAt);
     if (this.phase === Phase.Ending) return Math.min(t, this.nextEndAt);
     if (this.control.length > 0) return now;
-    if (this.phase === Phase.Transferring && this.hasSendableData()) t = Math.min(t, this.pacer.nextSendTime(now));
+    // While the only sendable blocks are still being read, supplyBlock is what wakes the sender up.
+    if (this.phase === Phase.Transferring && this.hasSendableData() && !this.starvedForData) t = Math.min(t, this.pacer.nextSendTime(now));
     return t;
   }
 
@@ -440,7 +449,6 @@ export class Sender {
     r.lastHeard = now;
     r.address = from;
     r.blocksComplete = s.blocksComplete;
-    const lastStatusAt = r.lastStatusAt;
     r.lastStatusAt = now;
     this.sampleRtt(now, r, s.echo);
     if (r.outcome === 'dropped') {
@@ -449,11 +457,8 @@ export class Sender {
     }
     if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
       r.lossPpm = s.lossPpm;
-      const elapsed = lastStatusAt === null ? 0 : now - lastStatusAt;
-      const frame = this.geometry.symbolSize + 20 + this.opts.frameOverhead;
-      const delivered = elapsed > 0 ? (s.received * frame * 8 * 1000) / elapsed : 0;
-      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, delivered);
-      this.pacer.setRate(this.rate.update(now, this.statusIntervalMs()), now);
+      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received);
+      this.pacer.setRate(this.rate.update(now, this.statusIntervalMs(), this.sentBps), now);
     } else if (s.state === ReceiverState.Complete) {
       if (r.outcome === 'active') {
         if (!this.digest || !s.digest || !equalBytes(this.digest, s.digest)) {
@@ -502,7 +507,8 @@ export class Sender {
         // Transmissions after what the receiver saw may still be in flight if they went out recently;
         // older ones are lost for it, so only the unsent remainder still counts as coming.
         const base = recent ? Math.min(e.seen, this.sentEnd[b]!) : this.sentEnd[b]!;
-        const target = Math.min(MAX_TSN, base + need);
+        // Add what the worst receiver is expected to lose of the burst itself: fewer repair rounds.
+        const target = Math.min(MAX_TSN, base + need + Math.ceil((need * this.repairLoss) / (1 - this.repairLoss)));
         if (target > this.plannedEnd[b]!) {
           this.plannedEnd[b] = target;
           if (e.seen === 0 && need === k) this.addBulk(b);
@@ -551,18 +557,27 @@ export class Sender {
 
   private housekeeping(now: number): void {
     this.nextHousekeepingAt = now + 100;
+    if (now - this.sentWindowStart >= 250) {
+      const bps = ((this.stats.wireBytes - this.sentWindowBytes) * 8 * 1000) / (now - this.sentWindowStart);
+      this.sentBps = this.sentBps === 0 ? bps : 0.5 * this.sentBps + 0.5 * bps;
+      this.sentWindowStart = now;
+      this.sentWindowBytes = this.stats.wireBytes;
+    }
     if (now - this.grttWindowStart > 2000) {
       this.grttPrevWindowMax = this.grttWindowMax;
       this.grttWindowMax = 0;
       this.grttWindowStart = now;
     }
     const timeout = Math.max(this.opts.receiverTimeoutMs, 6 * this.statusIntervalMs());
+    let worstLoss = 0;
     for (const r of this.receivers.values()) {
+      if (r.outcome === 'active') worstLoss = Math.max(worstLoss, r.lossPpm / 1e6);
       if (r.outcome === 'active' && now - r.lastHeard > timeout) {
         this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped }), r.address);
         this.finishReceiver(now, r, 'dropped', `silent for ${Math.round((now - r.lastHeard) / 1000)} s`);
       }
     }
+    this.repairLoss = Math.min(0.5, worstLoss);
     if (this.phase === Phase.Waiting) this.checkStart(now);
     if (
       this.phase === Phase.Transferring &&
@@ -819,6 +834,7 @@ export class Sender {
   private nextData(now: number): Transmit | undefined {
     if (!this.pacer.canSend(now)) return undefined;
     const b = this.pickBlock();
+    this.starvedForData = b < 0 && this.requested.size > 0;
     if (b < 0) return undefined;
     this.currentBurst = b;
     const data = this.buildData(now, b);
