@@ -1,0 +1,92 @@
+// fleetcast itself, through its CLI (dist/src/cli/main.js):
+//   send FILE --group G --port P --interface IF --min-receivers N --max-wait S [--rate R] --json
+//   receive -o FILE --group G --port P --interface IF --json
+// Exit code 0 = verified image. When the CLI is missing or does not start, the tool is "not available".
+
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pause } from '../proc.js';
+import type { RunContext, Tool, ToolOutcome } from './types.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** dist/bench/tools -> dist/src/cli/main.js */
+export const FLEETCAST_CLI = join(here, '..', '..', 'src', 'cli', 'main.js');
+
+function probe(args: string[]): Promise<{ ok: boolean; out: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [FLEETCAST_CLI, ...args], { timeout: 15_000 }, (error, stdout, stderr) =>
+      resolve({ ok: !error, out: `${stdout}${stderr}` }),
+    );
+  });
+}
+
+function rateFlag(bits: number): string {
+  return bits >= 1e9 && bits % 1e9 === 0 ? `${bits / 1e9}G` : `${Math.max(1, Math.round(bits / 1e6))}M`;
+}
+
+/** The --json summary (one line or pretty-printed), compacted; null when there is none. */
+function jsonSummary(stdout: string): string | null {
+  const text = stdout.trim();
+  for (const candidate of [text, text.slice(text.lastIndexOf('\n{') + 1), text.split('\n').pop() ?? '']) {
+    try {
+      return JSON.stringify(JSON.parse(candidate));
+    } catch {
+      // try the next guess
+    }
+  }
+  return null;
+}
+
+export const fleetcast: Tool = {
+  name: 'fleetcast',
+  description: 'fleetcast (this project), node CLI',
+  async check() {
+    if (!existsSync(FLEETCAST_CLI)) return `CLI not built (${FLEETCAST_CLI} missing)`;
+    for (const sub of ['send', 'receive']) {
+      const result = await probe([sub, '--help']);
+      if (!result.ok) return `\`fleetcast ${sub} --help\` failed: ${result.out.trim().split('\n').slice(-2).join(' ')}`;
+      for (const flag of ['--group', '--port', '--interface']) {
+        if (!result.out.includes(flag)) return `\`fleetcast ${sub}\` has no ${flag} option`;
+      }
+    }
+    return null;
+  },
+  async version() {
+    const result = await probe(['--version']);
+    return result.ok ? `fleetcast ${result.out.trim()}` : 'fleetcast (version unknown)';
+  },
+  async run(ctx: RunContext): Promise<ToolOutcome> {
+    const { lan } = ctx;
+    const [group] = ctx.groups;
+    const net = ['--group', group, '--port', String(ctx.port), '--interface', lan.sender.ifname];
+    const receiverArgv = (out: string): string[] => [process.execPath, FLEETCAST_CLI, 'receive', '-o', out, ...net, '--json'];
+    const receivers = lan.receivers.map((host) => ctx.start(host, receiverArgv(ctx.outputPath(host)), `fleetcast-receive-${host.name}`, true));
+    await pause(500, ctx.signal); // node start-up
+    const senderArgv = [
+      process.execPath, FLEETCAST_CLI, 'send', ctx.image.path, ...net,
+      '--min-receivers', String(lan.receivers.length), '--max-wait', '15',
+      ...(ctx.rateBits ? ['--rate', rateFlag(ctx.rateBits)] : []),
+      '--json',
+    ];
+    ctx.markStart();
+    const sender = ctx.start(lan.sender, senderArgv, 'fleetcast-send', true);
+    for (const proc of receivers) void proc.exited.then((exit) => ctx.receiverDone(proc.host, exit.at));
+    const senderExit = await sender.exited;
+    await Promise.race([Promise.all(receivers.map((p) => p.exited)), pause(10_000, ctx.signal)]);
+    const outcome: ToolOutcome = {
+      sender: senderExit,
+      receivers: new Map(receivers.map((p) => [p.host.name, p.exit ?? 'still running'])),
+      argv: { sender: senderArgv.join(' '), receiver: receiverArgv('OUT').join(' ') },
+    };
+    const startedFor = senderExit.at - (sender.startedAt ?? senderExit.at);
+    if (senderExit.error) outcome.failedToStart = senderExit.error;
+    else if (senderExit.code !== 0 && startedFor < 2000 && !receivers.some((p) => p.exit?.code === 0)) {
+      outcome.failedToStart = `sender exited ${senderExit.code} after ${Math.round(startedFor)} ms: ${sender.tail().trim().split('\n').slice(-2).join(' | ')}`;
+    }
+    const summary = jsonSummary(sender.stdout());
+    if (summary) ctx.note(`sender: ${summary.slice(0, 400)}`);
+    return outcome;
+  },
+};
