@@ -204,7 +204,7 @@ export class Receiver {
     if (this.isDone) return;
     if (this.stage === 'listening') {
       if (this.opts.startTimeoutMs != null && now - this.startedAt >= this.opts.startTimeoutMs) {
-        this.fail('timeout', `no sender announced a session within ${Math.round(this.opts.startTimeoutMs / 1000)} s`);
+        this.fail('timeout', `no sender announced a session within ${Math.round(this.opts.startTimeoutMs / 1000)} s${this.keyHint()}`);
       }
       return;
     }
@@ -302,6 +302,15 @@ export class Receiver {
   }
 
   // ---- session -----------------------------------------------------------------------------------------------
+
+  /** Why nothing usable arrived, when datagrams did arrive: the commonest mistake is the key. */
+  private keyHint(): string {
+    const d = this.stats.drops;
+    if (d.encrypted > 0) return ` (${d.encrypted} encrypted datagrams were dropped: the sender uses a key; give the same --key)`;
+    if (this.opts.protector && d.malformed > 0) return ` (${d.malformed} datagrams failed authentication: is the --key the sender's?)`;
+    if (d.unencrypted > 0) return ` (${d.unencrypted} unencrypted datagrams were dropped: the sender uses no key)`;
+    return '';
+  }
 
   private idleTimeout(): number {
     return this.opts.idleTimeoutMs ?? 30_000;

@@ -90,6 +90,7 @@ test('encrypted session: keyed receivers get the image; a receiver with the wron
     const result = JSON.parse(w.stdout);
     assert.equal(result.ok, false);
     assert.ok(result.stats.drops.malformed > 0, 'unauthenticated datagrams were counted');
+    assert.match(result.message, /failed authentication/);
     assert.ok(!existsSync(join(dir, 'wrong.bin')) && !existsSync(join(dir, 'wrong.bin.part')));
   } finally {
     rmSync(dir, { recursive: true, force: true });
