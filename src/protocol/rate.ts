@@ -1,4 +1,4 @@
-// Sending rate: a token-bucket pacer (no bursts beyond a couple of milliseconds of traffic) and a loss-driven
+// Sending rate: a token-bucket pacer (no bursts beyond 5 ms of traffic: Node timers fire every 1-3 ms) and a loss-driven
 // AIMD controller that backs off when receivers report loss above their own background level.
 
 /** Rates are bits per second of link-layer frames: datagram + UDP/IP/Ethernet headers, what `tc tbf` counts. */
@@ -13,7 +13,7 @@ export class Pacer {
   constructor(
     bitsPerSecond: number,
     now: number,
-    private readonly burstMs = 2,
+    private readonly burstMs = 5,
   ) {
     this.bytesPerMs = bitsPerSecond / 8000;
     this.capacity = this.capacityFor(this.bytesPerMs);

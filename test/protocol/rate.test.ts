@@ -55,7 +55,7 @@ test('pacer: never more than the rate plus one burst over any horizon (property)
           sent += 1500;
         }
       }
-      const allowed = (rate / 8000) * now + Math.max((rate / 8000) * 2, 2 * 9100) + 1500;
+      const allowed = (rate / 8000) * now + Math.max((rate / 8000) * 5, 2 * 9100) + 1500;
       return sent <= allowed;
     }),
   );
