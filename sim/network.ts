@@ -1,6 +1,20 @@
 // A deterministic discrete-event network with virtual time that runs the real Sender and Receiver state
 // machines: one sender, many receivers, per-link loss (independent or Gilbert-Elliott bursts), delay, jitter,
-// link rates with drop-tail queues. Used by the protocol tests and by `npm run sim`.
+// link rates with drop-tail queues, late joiners. Used by the protocol tests and by `npm run sim`.
+//
+// The core (SimCore) is protocol-agnostic: SimNetwork plugs the real fleetcast engine into it, and
+// sim/nack.ts plugs in the NACK-and-retransmit baseline, so both run in exactly the same network.
+//
+// Hot path: a multicast datagram fans out to every receiver. Two schedulers:
+//  - strict (default): one global event order. A multicast datagram becomes one fan-out record (receivers
+//    sorted by arrival time) delivered in a tight loop for as long as its next arrival precedes everything else
+//    in the queue: the order is exactly the one per-receiver events would give (ties by scheduling order).
+//  - windowed (NetworkOptions.windowed, used by `npm run sim`): conservative lookahead windows as long as the
+//    shortest link delay; the sender's events of a window run first, then each receiver's events of the window
+//    in one go. Same causality and, without jitter, the same figures; 1.5-2.5x faster with thousands of
+//    receivers, because delivering to a receiver costs mostly cache misses on its state, now paid once per
+//    window instead of once per datagram.
+// Time is virtual (ms); engines see it as `now`. Per-link random streams are seeded from the network's seed.
 import { Receiver, type ReceiverEvent, type ReceiverOptions } from '../src/protocol/receiver.js';
 import { Sender, type SenderEvent, type SenderOptions, type SenderSummary } from '../src/protocol/sender.js';
 import type { Transmit } from '../src/protocol/common.js';
@@ -23,11 +37,23 @@ export interface LossModel {
   rate: number;
   /** Gilbert-Elliott: mean burst length in packets (> 1 makes losses come in bursts). */
   burstLength?: number;
+  /**
+   * Gilbert-Elliott in time instead (takes precedence over burstLength): the link is bad for burstMs on average,
+   * good for burstMs * (1 - rate) / rate, and loses what crosses it while bad. Back-to-back packets then lose
+   * bursts of burstMs / packet time; sparse ones (announcements, status reports) see independent loss, where a
+   * burst counted in packets would stretch over seconds of sparse traffic.
+   */
+  burstMs?: number;
 }
 
 export interface LinkOptions {
+  /** Loss on the way to this receiver (and, unless feedbackLoss is given, on its way back). */
   loss?: LossModel;
+  /** Loss of this receiver's feedback on its way to the sender (default: same model as `loss`). */
+  feedbackLoss?: LossModel;
+  /** One-way delay in ms (default 0.1). */
   delayMs?: number;
+  /** Extra random delay per datagram, uniform in [0, jitterMs) (reorders datagrams when above their spacing). */
   jitterMs?: number;
   /** Downlink rate of this receiver in bits/s (a slow receiver); default unlimited. */
   rateBps?: number;
@@ -41,7 +67,7 @@ export interface NetworkOptions {
   seed: number;
   /** Sender uplink in bits/s (frame bytes); default unlimited. */
   uplinkBps?: number;
-  /** Drop-tail queue of the uplink, in ms of traffic (like tbf latency). */
+  /** Drop-tail queue of the uplink and of slow receiver links, in ms of traffic (like tbf latency); default 20. */
   queueMs?: number;
   /** Bytes each datagram costs on the link beyond its payload. */
   frameOverhead?: number;
@@ -49,18 +75,49 @@ export interface NetworkOptions {
   tamper?: (datagram: Uint8Array, fromSender: boolean) => Uint8Array | null;
   /** Duplicate this fraction of delivered datagrams. */
   duplicate?: number;
+  /**
+   * Scaled simulation: data datagrams (type byte 2) carry symbols of `simSymbolSize` bytes but are charged on
+   * every link (time and byte counters) as if they carried `nominalSymbolSize` bytes. Default: no scaling.
+   */
+  symbolScale?: { simSymbolSize: number; nominalSymbolSize: number };
+  /** Keep a full copy of every receiver's output (default true). False: verify each piece against the image as
+   * it arrives instead (counted in mismatchedBytes / verifiedBytes), which saves memory with 10,000 receivers. */
+  keepOutput?: boolean;
+  /** Keep every receiver's events (default true). */
+  keepEvents?: boolean;
+  /**
+   * Conservative time windows (faster with many receivers, same causality): nothing a node sends can reach
+   * another node sooner than the shortest one-way delay W, so the network runs the sender's events of a window
+   * [T, T+W) first, then each receiver's events of that window in one go (its memory stays in cache). The
+   * figures differ from the default strict event order only by how ties and random numbers fall (every link
+   * then has its own random stream for jitter and duplicates; without those the figures are the same). Every
+   * link needs a positive delay (run throws otherwise).
+   */
+  windowed?: boolean;
 }
 
 class LossState {
   private bad = false;
+  private last = 0;
   constructor(
     private readonly model: LossModel | undefined,
     private readonly random: () => number,
   ) {}
 
-  lost(): boolean {
+  /** Whether a packet crossing the link at time `now` is lost. */
+  lost(now: number): boolean {
     const m = this.model;
     if (!m || m.rate <= 0) return false;
+    if (m.burstMs && m.burstMs > 0 && m.rate < 1) {
+      // Continuous-time two-state chain, advanced from the previous packet: the chance of being bad now
+      // relaxes from the last state towards the long-run share `rate` at speed 1/bad + 1/good.
+      const good = (m.burstMs * (1 - m.rate)) / m.rate;
+      const decay = Math.exp(-(1 / m.burstMs + 1 / good) * Math.max(0, now - this.last));
+      this.last = now;
+      const pBad = this.bad ? m.rate + (1 - m.rate) * decay : m.rate * (1 - decay);
+      this.bad = this.random() < pBad;
+      return this.bad;
+    }
     if (!m.burstLength || m.burstLength <= 1) return this.random() < m.rate;
     // Two-state chain: losses happen in the bad state, whose mean stay is burstLength packets; the
     // good-to-bad probability is set so the long-run loss equals m.rate.
@@ -73,109 +130,371 @@ class LossState {
   }
 }
 
-interface Node {
+/** Sorts the first `count` (host, time) pairs by time, then host index (stable for equal times). */
+function sortByTime(hosts: Int32Array, times: Float64Array, count: number): void {
+  const idx = new Array<number>(count);
+  for (let i = 0; i < count; i++) idx[i] = i;
+  idx.sort((a, b) => times[a]! - times[b]! || hosts[a]! - hosts[b]!);
+  const h = hosts.slice(0, count);
+  const t = times.slice(0, count);
+  for (let i = 0; i < count; i++) {
+    hosts[i] = h[idx[i]!]!;
+    times[i] = t[idx[i]!]!;
+  }
+}
+
+/** What the network needs of a protocol engine (sender or receiver): the sans-IO interface. */
+export interface SimNode {
   handleDatagram(now: number, d: Uint8Array, from: string): void;
   handleTimeout(now: number): void;
   nextTimeout(now: number): number | null;
   poll(now: number): Transmit | undefined;
 }
 
-export interface SimReceiver {
+export interface SimSenderNode extends SimNode {
+  readonly isFinished: boolean;
+}
+
+export interface SimReceiverNode extends SimNode {
+  /** Nothing more will happen: datagrams are ignored (the network stops delivering to it). */
+  readonly isDone: boolean;
+}
+
+/** A receiver host in the network, whatever protocol it runs. */
+export interface SimHost<E> {
   index: number;
   address: string;
-  engine: Receiver | null;
-  options: ReceiverOptions;
+  engine: E | null;
   link: LinkOptions;
+  /** The image as received (empty when the network runs with keepOutput false). */
   output: Uint8Array;
-  events: ReceiverEvent[];
   outcome: 'pending' | 'complete' | 'failed';
   completedAt: number | null;
   failure: string | null;
   linkFreeAt: number;
   dataPacketsDelivered: number;
+  /** Bytes handed out by the engine that matched / did not match the image (keepOutput false only). */
+  verifiedBytes: number;
+  mismatchedBytes: number;
+}
+
+export interface SimReceiver extends SimHost<Receiver> {
+  options: ReceiverOptions;
+  events: ReceiverEvent[];
 }
 
 // Event kinds in the queue.
 const WAKE = 0;
 const DELIVER = 1;
 const JOIN = 2;
+const FANOUT = 3;
+const DATA_TYPE = 2;
+const SPIN_LIMIT = 1000;
 
-export class SimNetwork {
+/** A binary min-heap of (time, host index); equal times come out lowest index first. */
+class TimeHeap {
+  private readonly keys: number[] = [];
+  private readonly values: number[] = [];
+
+  peekKey(): number | undefined {
+    return this.keys[0];
+  }
+
+  peekValue(): number | undefined {
+    return this.values[0];
+  }
+
+  private less(i: number, key: number, value: number): boolean {
+    const k = this.keys[i]!;
+    return k < key || (k === key && this.values[i]! < value);
+  }
+
+  push(key: number, value: number): void {
+    const keys = this.keys;
+    const values = this.values;
+    let i = keys.length;
+    keys.push(key);
+    values.push(value);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.less(parent, key, value)) break;
+      keys[i] = keys[parent]!;
+      values[i] = values[parent]!;
+      i = parent;
+    }
+    keys[i] = key;
+    values[i] = value;
+  }
+
+  pop(): number | undefined {
+    const keys = this.keys;
+    const values = this.values;
+    if (keys.length === 0) return undefined;
+    const top = values[0];
+    const lastKey = keys.pop()!;
+    const lastValue = values.pop()!;
+    const n = keys.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        const c = r < n && this.less(r, keys[l]!, values[l]!) ? r : l;
+        if (!this.less(c, lastKey, lastValue)) break;
+        keys[i] = keys[c]!;
+        values[i] = values[c]!;
+        i = c;
+      }
+      keys[i] = lastKey;
+      values[i] = lastValue;
+    }
+    return top;
+  }
+}
+
+/** A datagram that left the sender (windowed mode). */
+interface LogEntry {
+  /** Emission order (multicast and unicast share it). */
+  seq: number;
+  emitted: number;
+  departure: number;
+  datagram: Uint8Array;
+  frameBytes: number;
+}
+
+/** One multicast datagram on its way to many receivers: recipients in arrival order. */
+interface Fanout {
+  datagram: Uint8Array;
+  isData: boolean;
+  /** Recipients (host indices) and their arrival times, sorted by arrival; `count` of them are in use. */
+  hosts: Int32Array;
+  times: Float64Array;
+  /** All arrive at `time` (times is then not read). */
+  uniform: boolean;
+  time: number;
+  count: number;
+  cursor: number;
+}
+
+export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
   now = 0;
-  readonly sender: Sender;
-  readonly receivers: SimReceiver[] = [];
-  readonly senderEvents: SenderEvent[] = [];
-  summary: SenderSummary | null = null;
-  /** Datagrams and frame bytes the sender put on its uplink (after its own queue). */
+  readonly receivers: H[] = [];
+  /** Datagrams and frame bytes the sender put on its uplink (after its own queue); nominal sizes if scaled. */
   uplinkPackets = 0;
   uplinkBytes = 0;
   uplinkDrops = 0;
+  /** Data datagrams (type 2) among them, and their frame bytes. */
+  uplinkDataPackets = 0;
+  uplinkDataBytes = 0;
+  /** Datagrams the receivers sent (before loss), and by type byte. */
   feedbackPackets = 0;
-  private readonly random: () => number;
+  feedbackBytes = 0;
+  readonly feedbackByType = new Map<number, number>();
+  /** Receiver deliveries performed (datagrams handed to a receiver engine). */
+  deliveries = 0;
+  /**
+   * Times a node asked to be woken at the current instant more than SPIN_LIMIT times in a row and was put off
+   * to the next millisecond (an engine livelock: its nextTimeout stays in the past). By node (0: the sender).
+   */
+  spinClamps = 0;
+  readonly spinClampsByNode = new Map<number, number>();
+  private readonly spinAt: number[] = [];
+  private readonly spinCount: number[] = [];
+  protected readonly random: () => number;
   private readonly times: number[] = [];
   private readonly seqs: number[] = [];
   private readonly kinds: number[] = [];
   private readonly targets: number[] = [];
   private readonly payloads: (Uint8Array | null)[] = [];
   private seqCounter = 0;
+  private readonly fanouts: (Fanout | null)[] = [];
+  private readonly freeFanouts: number[] = [];
+  private readonly fanoutPool: Fanout[] = [];
+  /** Per host index (0: the sender): the time its host vanishes (Infinity: never). */
+  private readonly dieAt: number[] = [Infinity];
   private readonly wakeAt: number[] = [];
   private readonly losses: LossState[] = [];
   private readonly feedbackLosses: LossState[] = [];
+  private readonly byAddress = new Map<string, H>();
   private uplinkFreeAt = 0;
-  private readonly feedbackOrigin = new WeakMap<Uint8Array, number>();
+  private pendingCount = 0;
+  private pendingHint = 0;
+  /** Receivers sorted by base delay (recomputed when one is added). */
+  private order: Int32Array | null = null;
+  private uniformDelay = true;
+  private readonly imageBuffer: Buffer;
+  // ---- windowed mode (see NetworkOptions.windowed) ----
+  private readonly windowed: boolean;
+  /** Shortest one-way delay of any link: the lookahead. */
+  private minDelay = Infinity;
+  /** Multicast datagrams that left the sender, in order; logBase is the absolute index of entry 0. */
+  private logBase = 0;
+  private readonly log: LogEntry[] = [];
+  private emitSeq = 0;
+  /** Per host index: next log entry to take, unicast datagrams on their way, the inbox (arrival order). */
+  private readonly cursor: number[] = [0];
+  private readonly ucast: LogEntry[][] = [[]];
+  private readonly ucastHead: number[] = [0];
+  private readonly inTimes: number[][] = [[]];
+  private readonly inData: Uint8Array[][] = [[]];
+  private readonly inHead: number[] = [0];
+  private readonly joinAt: number[] = [0];
+  private readonly linkRandom: (() => number)[] = [() => 0];
+  /** Receivers by the time of their next own event (lazy: an entry is valid while rnext[index] equals it). */
+  private readonly rheap = new TimeHeap();
+  private readonly rnext: number[] = [Infinity];
+  private readonly isActive: number[] = [0];
+  private activeList: number[] = [];
+  private activeDirty = false;
+  private activeCount = 0;
+  /** No active receiver still lacks a log entry below this absolute index. */
+  private minCursor = 0;
+  /**
+   * A lower bound on the next arrival of a logged multicast datagram: receivers that lagged behind the log at
+   * the last pass need nothing before logNextTime; those that had caught up (at caughtFrom) are at least
+   * caughtDelay away from any later entry.
+   */
+  private logNextTime = Infinity;
+  private caughtFrom = 0;
+  private caughtDelay = Infinity;
+  private readonly stamp: number[] = [0];
+  private windowId = 0;
+  protected readonly keepOutput: boolean;
+  protected readonly keepEvents: boolean;
+  private readonly dataExtraBytes: number;
 
   constructor(
     readonly image: Uint8Array,
-    senderOptions: Omit<SenderOptions, 'imageSize'>,
-    private readonly options: NetworkOptions,
+    protected readonly options: NetworkOptions,
   ) {
     this.random = seededRandom(options.seed);
-    this.sender = new Sender({ ...senderOptions, imageSize: image.length }, 0);
+    this.keepOutput = options.keepOutput ?? true;
+    this.keepEvents = options.keepEvents ?? true;
+    this.windowed = options.windowed ?? false;
+    this.imageBuffer = Buffer.from(image.buffer, image.byteOffset, image.byteLength);
+    const scale = options.symbolScale;
+    this.dataExtraBytes = scale ? scale.nominalSymbolSize - scale.simSymbolSize : 0;
     this.wakeAt.push(0);
+    this.spinAt.push(-1);
+    this.spinCount.push(0);
     this.schedule(0, WAKE, 0, null);
   }
 
-  addReceiver(options: Omit<ReceiverOptions, 'random'>, link: LinkOptions = {}): SimReceiver {
-    const index = this.receivers.length + 1;
-    const r: SimReceiver = {
+  /** The sender's engine. */
+  protected abstract senderNode(): SimSenderNode;
+  /** Creates a receiver's engine when it joins. */
+  protected abstract startReceiver(host: H): E;
+  /** Drains the sender's events (after each of its steps). */
+  protected abstract drainSender(): void;
+  /** Drains a receiver's events (after each of its steps). */
+  protected abstract drainReceiver(host: H): void;
+
+  /** Registers a receiver host; subclasses build the host object. */
+  protected addHost(host: H): H {
+    this.receivers.push(host);
+    this.byAddress.set(host.address, host);
+    this.wakeAt.push(Infinity);
+    this.spinAt.push(-1);
+    this.spinCount.push(0);
+    const index = host.index;
+    this.losses.push(new LossState(host.link.loss, seededRandom(this.options.seed * 104729 + index)));
+    this.feedbackLosses.push(
+      new LossState(host.link.feedbackLoss ?? host.link.loss, seededRandom(this.options.seed * 15485863 + index)),
+    );
+    this.dieAt.push(host.link.dieAtMs ?? Infinity);
+    this.pendingCount++;
+    this.order = null;
+    const join = host.link.joinAtMs ?? 0;
+    this.minDelay = Math.min(this.minDelay, host.link.delayMs ?? 0.1);
+    this.cursor.push(0);
+    this.ucast.push([]);
+    this.ucastHead.push(0);
+    this.inTimes.push([]);
+    this.inData.push([]);
+    this.inHead.push(0);
+    this.joinAt.push(join);
+    this.linkRandom.push(seededRandom(this.options.seed * 2654435761 + index * 40503));
+    this.isActive.push(0);
+    this.stamp.push(0);
+    if (this.windowed) {
+      this.rnext.push(join);
+      this.rheap.push(join, index);
+    } else {
+      this.rnext.push(Infinity);
+      this.schedule(join, JOIN, index, null);
+    }
+    return host;
+  }
+
+  protected newHost(index: number, link: LinkOptions): SimHost<E> {
+    return {
       index,
       address: `r${index}`,
       engine: null,
-      options: { ...options, random: seededRandom(this.options.seed * 7919 + index) },
       link,
-      output: new Uint8Array(this.image.length),
-      events: [],
+      output: new Uint8Array(this.keepOutput ? this.image.length : 0),
       outcome: 'pending',
       completedAt: null,
       failure: null,
       linkFreeAt: 0,
       dataPacketsDelivered: 0,
+      verifiedBytes: 0,
+      mismatchedBytes: 0,
     };
-    this.receivers.push(r);
-    this.wakeAt.push(Infinity);
-    this.losses.push(new LossState(link.loss, seededRandom(this.options.seed * 104729 + index)));
-    this.feedbackLosses.push(new LossState(link.loss, seededRandom(this.options.seed * 15485863 + index)));
-    this.schedule(link.joinAtMs ?? 0, JOIN, index, null);
-    return r;
   }
 
+  /** Records image bytes a receiver's engine handed out. */
+  protected writeOutput(host: H, offset: number, data: Uint8Array): void {
+    if (this.keepOutput) {
+      host.output.set(data, offset);
+      return;
+    }
+    const expected = this.imageBuffer.subarray(offset, offset + data.length);
+    const got = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (expected.length === got.length && expected.equals(got)) host.verifiedBytes += data.length;
+    else host.mismatchedBytes += data.length;
+  }
+
+  /** Receiver finished (completed or failed): call once per host. */
+  protected settle(host: H, outcome: 'complete' | 'failed', failure: string | null): void {
+    if (host.outcome !== 'pending') return;
+    host.outcome = outcome;
+    if (outcome === 'complete') host.completedAt = this.now;
+    else host.failure = failure;
+    this.pendingCount--;
+  }
+
+  /** True when the receiver got the exact image (as a whole: complete, every byte checked). */
+  isExact(host: H): boolean {
+    if (host.outcome !== 'complete') return false;
+    if (this.keepOutput) return Buffer.from(host.output).equals(this.imageBuffer);
+    return host.mismatchedBytes === 0 && host.verifiedBytes === this.image.length;
+  }
+
+  // ---- event queue: a binary heap on (time, seq) kept in parallel arrays, no allocation per event ----------
+
   private schedule(time: number, kind: number, target: number, payload: Uint8Array | null): void {
-    // Binary heap on (time, seq) kept in parallel arrays: no allocation per event.
-    const seq = this.seqCounter++;
-    let i = this.times.length;
-    this.times.push(time);
-    this.seqs.push(seq);
+    this.push(time, this.seqCounter++, kind, target, payload);
+  }
+
+  private push(time: number, seq: number, kind: number, target: number, payload: Uint8Array | null): void {
+    const times = this.times;
+    const seqs = this.seqs;
+    let i = times.length;
+    times.push(time);
+    seqs.push(seq);
     this.kinds.push(kind);
     this.targets.push(target);
     this.payloads.push(payload);
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (this.times[p]! < time || (this.times[p] === time && this.seqs[p]! < seq)) break;
+      if (times[p]! < time || (times[p] === time && seqs[p]! < seq)) break;
       this.move(p, i);
       i = p;
     }
-    this.times[i] = time;
-    this.seqs[i] = seq;
+    times[i] = time;
+    seqs[i] = seq;
     this.kinds[i] = kind;
     this.targets[i] = target;
     this.payloads[i] = payload;
@@ -189,12 +508,24 @@ export class SimNetwork {
     this.payloads[to] = this.payloads[from]!;
   }
 
-  private popInto(): { time: number; kind: number; target: number; payload: Uint8Array | null } | null {
-    const n = this.times.length;
-    if (n === 0) return null;
-    const top = { time: this.times[0]!, kind: this.kinds[0]!, target: this.targets[0]!, payload: this.payloads[0]! };
-    const lt = this.times.pop()!;
-    const ls = this.seqs.pop()!;
+  // The top entry, read before popTop().
+  private topTime = 0;
+  private topSeq = 0;
+  private topKind = 0;
+  private topTarget = 0;
+  private topPayload: Uint8Array | null = null;
+
+  private popTop(): void {
+    const times = this.times;
+    const seqs = this.seqs;
+    const n = times.length;
+    this.topTime = times[0]!;
+    this.topSeq = seqs[0]!;
+    this.topKind = this.kinds[0]!;
+    this.topTarget = this.targets[0]!;
+    this.topPayload = this.payloads[0]!;
+    const lt = times.pop()!;
+    const ls = seqs.pop()!;
     const lk = this.kinds.pop()!;
     const lg = this.targets.pop()!;
     const lp = this.payloads.pop()!;
@@ -205,79 +536,654 @@ export class SimNetwork {
         const l = 2 * i + 1;
         if (l >= m) break;
         const r = l + 1;
-        const c = r < m && (this.times[r]! < this.times[l]! || (this.times[r] === this.times[l] && this.seqs[r]! < this.seqs[l]!)) ? r : l;
-        if (this.times[c]! > lt || (this.times[c] === lt && this.seqs[c]! > ls)) break;
+        const c = r < m && (times[r]! < times[l]! || (times[r] === times[l] && seqs[r]! < seqs[l]!)) ? r : l;
+        if (times[c]! > lt || (times[c] === lt && seqs[c]! > ls)) break;
         this.move(c, i);
         i = c;
       }
-      this.times[i] = lt;
-      this.seqs[i] = ls;
+      times[i] = lt;
+      seqs[i] = ls;
       this.kinds[i] = lk;
       this.targets[i] = lg;
       this.payloads[i] = lp;
     }
-    return top;
   }
 
-  private node(index: number): Node | null {
-    if (index === 0) return this.sender as unknown as Node;
+  private receiverNode(index: number): E | null {
     const r = this.receivers[index - 1]!;
     if (!r.engine) return null;
-    if (r.link.dieAtMs !== undefined && this.now >= r.link.dieAtMs) return null;
-    return r.engine as unknown as Node;
+    if (this.now >= this.dieAt[index]!) return null;
+    return r.engine;
   }
 
   /** Runs until every node is done or `untilMs` of virtual time has passed. Returns the end time. */
   run(untilMs = 3_600_000): number {
+    if (this.windowed) return this.runWindowed(untilMs);
+    const sender = this.senderNode();
     for (;;) {
-      const ev = this.popInto();
-      if (!ev || ev.time > untilMs) break;
-      this.now = ev.time;
-      if (ev.kind === JOIN) {
-        const r = this.receivers[ev.target - 1]!;
-        r.engine = new Receiver(r.options, this.now);
-        this.drive(ev.target);
+      if (this.times.length === 0 || this.times[0]! > untilMs) break;
+      this.popTop();
+      this.now = this.topTime;
+      const kind = this.topKind;
+      const target = this.topTarget;
+      if (kind === FANOUT) {
+        if (this.runFanout(target, this.topSeq, untilMs)) break;
         continue;
       }
-      const node = this.node(ev.target);
-      if (!node) continue;
-      if (ev.kind === DELIVER) {
-        const from = ev.target === 0 ? this.receivers[this.feedbackOrigin.get(ev.payload!)! - 1]!.address : 'sender';
-        node.handleDatagram(this.now, ev.payload!, from);
+      if (kind === JOIN) {
+        const r = this.receivers[target - 1]!;
+        r.engine = this.startReceiver(r);
+        this.driveReceiver(target);
+      } else if (target === 0 || target < 0) {
+        // The sender: a timer, or feedback (target -i: from receiver i).
+        if (kind === DELIVER) {
+          sender.handleDatagram(this.now, this.topPayload!, this.receivers[-target - 1]!.address);
+        } else {
+          if (this.wakeAt[0] !== this.now) continue;
+          this.wakeAt[0] = Infinity;
+          sender.handleTimeout(this.now);
+        }
+        this.driveSender();
       } else {
-        if (this.wakeAt[ev.target] !== ev.time) continue;
-        this.wakeAt[ev.target] = Infinity;
-        node.handleTimeout(this.now);
+        const node = this.receiverNode(target);
+        if (!node) continue;
+        if (kind === DELIVER) {
+          const d = this.topPayload!;
+          this.deliveries++;
+          if (d.length >= 4 && (d[3]! & 0x7f) === DATA_TYPE) this.receivers[target - 1]!.dataPacketsDelivered++;
+          node.handleDatagram(this.now, d, 'sender');
+        } else {
+          if (this.wakeAt[target] !== this.now) continue;
+          this.wakeAt[target] = Infinity;
+          node.handleTimeout(this.now);
+        }
+        this.driveReceiver(target);
       }
-      this.drive(ev.target);
-      if (this.sender.isFinished && this.allReceiversSettled()) break;
+      if (sender.isFinished && this.allReceiversSettled()) break;
     }
     return this.now;
   }
 
-  private allReceiversSettled(): boolean {
-    return this.receivers.every((r) => r.outcome !== 'pending' || (r.link.dieAtMs !== undefined && this.now >= r.link.dieAtMs));
+  /** Delivers a multicast datagram to its recipients in arrival order while nothing else comes first. True: stop. */
+  private runFanout(slot: number, seq: number, untilMs: number): boolean {
+    const f = this.fanouts[slot]!;
+    const sender = this.senderNode();
+    const receivers = this.receivers;
+    const dieAt = this.dieAt;
+    const hosts = f.hosts;
+    const times = f.times;
+    const count = f.count;
+    const heapTimes = this.times;
+    for (;;) {
+      const index = hosts[f.cursor++]!;
+      const r = receivers[index - 1]!;
+      const node = r.engine;
+      // (Recipients were chosen when the datagram left: joined and not done.)
+      if (node !== null && this.now < dieAt[index]!) {
+        this.deliveries++;
+        if (f.isData) r.dataPacketsDelivered++;
+        node.handleDatagram(this.now, f.datagram, 'sender');
+        this.driveReceiverNode(index, r, node);
+      }
+      if (f.cursor >= count) {
+        this.fanouts[slot] = null;
+        this.freeFanouts.push(slot);
+        this.fanoutPool.push(f);
+        return sender.isFinished && this.allReceiversSettled();
+      }
+      if (sender.isFinished && this.allReceiversSettled()) {
+        this.push(this.now, seq, FANOUT, slot, null);
+        return true;
+      }
+      const next = f.uniform ? f.time : times[f.cursor]!;
+      if (next > untilMs || (heapTimes.length > 0 && (heapTimes[0]! < next || (heapTimes[0] === next && this.seqs[0]! < seq)))) {
+        this.push(next, seq, FANOUT, slot, null);
+        return false;
+      }
+      this.now = next;
+    }
   }
 
-  /** Drains a node's datagrams and events and arms its next wake-up. */
-  private drive(index: number): void {
-    const node = this.node(index);
-    if (!node) return;
+  // ---- windowed mode -------------------------------------------------------------------------------------
+
+  /** A receiver's next own event may now be as early as `time`. */
+  private noteNext(index: number, time: number): void {
+    if (time < this.rnext[index]!) {
+      this.rnext[index] = time;
+      this.rheap.push(time, index);
+    }
+  }
+
+  private runWindowed(untilMs: number): number {
+    if (!(this.minDelay > 0)) throw new RangeError('windowed mode needs a positive delay on every link');
+    const sender = this.senderNode();
+    const W = this.minDelay;
+    let last = this.now;
+    for (;;) {
+      // The next thing to happen anywhere.
+      let T = this.times.length > 0 ? this.times[0]! : Infinity;
+      let top: number | undefined;
+      while ((top = this.rheap.peekKey()) !== undefined) {
+        // Drop stale entries at the top.
+        if (this.rnext[this.rheap.peekValue()!] === top) break;
+        this.rheap.pop();
+      }
+      if (top !== undefined && top < T) T = top;
+      const logNext = this.logNextArrival();
+      if (logNext < T) T = logNext;
+      if (T === Infinity || T > untilMs) break;
+      const Tw = Math.min(T + W, untilMs + 1e-9);
+      // 1. The sender's events of the window: what it sends now arrives at Tw at the earliest.
+      while (this.times.length > 0 && this.times[0]! < Tw) {
+        this.popTop();
+        this.now = this.topTime;
+        const target = this.topTarget;
+        if (this.topKind === DELIVER) {
+          sender.handleDatagram(this.now, this.topPayload!, this.receivers[-target - 1]!.address);
+        } else {
+          if (this.wakeAt[0] !== this.now) continue;
+          this.wakeAt[0] = Infinity;
+          sender.handleTimeout(this.now);
+        }
+        this.driveSender();
+        if (this.now > last) last = this.now;
+      }
+      // 2. Each receiver's events of the window, one receiver at a time.
+      const id = ++this.windowId;
+      const due: number[] = [];
+      while ((top = this.rheap.peekKey()) !== undefined && top < Tw) {
+        const i = this.rheap.pop()!;
+        if (this.rnext[i] !== top) continue;
+        this.rnext[i] = Infinity;
+        due.push(i);
+      }
+      if (logNext < Tw) {
+        // Multicast datagrams arrive in this window: everyone listening takes part.
+        if (this.activeDirty) this.rebuildActive();
+        const list = this.activeList;
+        for (let n = 0; n < list.length; n++) {
+          const i = list[n]!;
+          this.stamp[i] = id;
+          const t = this.runReceiver(i, Tw);
+          if (t > last) last = t;
+        }
+      }
+      for (const i of due) {
+        if (this.stamp[i] === id) continue;
+        this.stamp[i] = id;
+        const t = this.runReceiver(i, Tw);
+        if (t > last) last = t;
+      }
+      if (logNext < Tw) this.advanceLog();
+      this.now = last;
+      if (sender.isFinished && this.allReceiversSettled()) break;
+    }
+    this.now = last;
+    return this.now;
+  }
+
+  private rebuildActive(): void {
+    const list: number[] = [];
+    for (let i = 1; i < this.isActive.length; i++) if (this.isActive[i]) list.push(i);
+    this.activeList = list;
+    this.activeDirty = false;
+  }
+
+  private setActive(index: number, active: boolean): void {
+    if ((this.isActive[index] === 1) === active) return;
+    this.isActive[index] = active ? 1 : 0;
+    this.activeCount += active ? 1 : -1;
+    this.activeDirty = true;
+  }
+
+  /** Earliest time a logged multicast datagram not yet taken by every active receiver can arrive. */
+  private logNextArrival(): number {
+    if (this.activeCount === 0) return Infinity;
+    const i = this.caughtFrom - this.logBase;
+    const caught = i < this.log.length ? this.log[i]!.departure + this.caughtDelay : Infinity;
+    return Math.min(this.logNextTime, caught);
+  }
+
+  /** A receiver now listens from log entry `c` on: lower the bounds for it. */
+  private noteCursor(index: number, c: number): void {
+    const delay = this.receivers[index - 1]!.link.delayMs ?? 0.1;
+    if (c < this.minCursor) this.minCursor = c;
+    const i = c - this.logBase;
+    if (i < this.log.length) this.logNextTime = Math.min(this.logNextTime, this.log[i]!.departure + delay);
+    else {
+      this.caughtFrom = Math.min(this.caughtFrom, c);
+      this.caughtDelay = Math.min(this.caughtDelay, delay);
+    }
+  }
+
+  /** After a pass over all active receivers: where each one is in the log; forget what all have. */
+  private advanceLog(): void {
+    if (this.activeDirty) this.rebuildActive();
+    const end = this.logBase + this.log.length;
+    let min = end;
+    let next = Infinity;
+    let caughtDelay = Infinity;
+    for (const i of this.activeList) {
+      if (!this.isActive[i]) continue;
+      const c = this.cursor[i]!;
+      const delay = this.receivers[i - 1]!.link.delayMs ?? 0.1;
+      if (c < min) min = c;
+      if (c < end) next = Math.min(next, this.log[c - this.logBase]!.departure + delay);
+      else caughtDelay = Math.min(caughtDelay, delay);
+    }
+    this.logNextTime = next;
+    this.caughtFrom = end;
+    this.caughtDelay = caughtDelay;
+    this.minCursor = min;
+    const drop = min - this.logBase;
+    if (drop > 1024) {
+      this.log.splice(0, drop);
+      this.logBase = min;
+    }
+  }
+
+  /** Runs receiver `index` up to (not including) time `until`. Returns the time of its last event. */
+  private runReceiver(index: number, until: number): number {
+    const r = this.receivers[index - 1]!;
+    const bound = Math.min(until, this.dieAt[index]!);
+    let last = -Infinity;
+    let node = r.engine;
+    if (node === null) {
+      const join = this.joinAt[index]!;
+      if (join >= bound) {
+        if (join < this.dieAt[index]!) this.noteNext(index, join);
+        return last;
+      }
+      this.now = last = join;
+      node = r.engine = this.startReceiver(r);
+      // It hears datagrams sent after it joined (as in the strict order, where a sender event at the same
+      // instant that was scheduled first, like its very first wake-up, comes before the join).
+      let c = this.logBase + this.log.length;
+      while (c > this.logBase && this.log[c - 1 - this.logBase]!.emitted > join) c--;
+      this.cursor[index] = c;
+      this.noteCursor(index, c);
+      this.setActive(index, true);
+      this.driveReceiverWindowed(index, r, node);
+    }
+    if (!node.isDone) {
+      this.take(index, r, until);
+      const times = this.inTimes[index]!;
+      const data = this.inData[index]!;
+      let head = this.inHead[index]!;
+      for (;;) {
+        const tIn = head < times.length ? times[head]! : Infinity;
+        const tWake = this.wakeAt[index]!;
+        if (tIn <= tWake) {
+          if (tIn >= bound) break;
+          this.now = last = tIn;
+          const d = data[head]!;
+          head++;
+          this.inHead[index] = head;
+          this.deliveries++;
+          if (d.length >= 4 && (d[3]! & 0x7f) === DATA_TYPE) r.dataPacketsDelivered++;
+          node.handleDatagram(tIn, d, 'sender');
+        } else {
+          if (tWake >= bound) break;
+          this.now = last = tWake;
+          this.wakeAt[index] = Infinity;
+          node.handleTimeout(tWake);
+        }
+        this.driveReceiverWindowed(index, r, node);
+        if (node.isDone) break;
+      }
+      if (head > 64 && head * 2 > times.length) {
+        times.splice(0, head);
+        data.splice(0, head);
+        head = 0;
+        this.inHead[index] = 0;
+      }
+    }
+    if (node.isDone || this.dieAt[index]! <= until) {
+      this.setActive(index, false);
+      this.rnext[index] = Infinity;
+      return last;
+    }
+    // Its next own event: an inbox arrival, a timer, or a unicast datagram on its way.
+    let next = this.wakeAt[index]!;
+    const head = this.inHead[index]!;
+    const times = this.inTimes[index]!;
+    if (head < times.length && times[head]! < next) next = times[head]!;
+    const uq = this.ucast[index]!;
+    const uh = this.ucastHead[index]!;
+    if (uh < uq.length) next = Math.min(next, uq[uh]!.departure + (r.link.delayMs ?? 0.1));
+    if (next !== this.rnext[index]) {
+      this.rnext[index] = next;
+      if (next !== Infinity) this.rheap.push(next, index);
+    }
+    return last;
+  }
+
+  private driveReceiverWindowed(index: number, host: H, node: E): void {
     let t: Transmit | undefined;
-    while ((t = node.poll(this.now))) {
-      if (index === 0) this.fromSender(t);
-      else this.fromReceiver(index, t);
-    }
-    if (index === 0) this.senderEventsDrain();
-    else this.receiverEventsDrain(this.receivers[index - 1]!);
+    while ((t = node.poll(this.now))) this.fromReceiver(index, t);
+    this.drainReceiver(host);
     const next = node.nextTimeout(this.now);
+    if (next !== null && next < this.wakeAt[index]!) this.wakeAt[index] = this.wakeTime(index, next);
+  }
+
+  /** Moves the datagrams that can reach receiver `index` before `until` from the log and its unicast queue to its inbox. */
+  private take(index: number, r: H, until: number): void {
+    const delay = r.link.delayMs ?? 0.1;
+    const log = this.log;
+    const base = this.logBase;
+    const end = base + log.length;
+    let c = this.cursor[index]!;
+    const uq = this.ucast[index]!;
+    let uh = this.ucastHead[index]!;
+    for (;;) {
+      const l = c < end && log[c - base]!.departure + delay < until ? log[c - base]! : null;
+      const u = uh < uq.length && uq[uh]!.departure + delay < until ? uq[uh]! : null;
+      let e: LogEntry;
+      if (l && (!u || l.seq < u.seq)) {
+        e = l;
+        c++;
+      } else if (u) {
+        e = u;
+        uh++;
+      } else break;
+      const arrival = this.arrivalWindowed(index, r, e.departure, e.frameBytes);
+      if (arrival === null) continue;
+      this.toInbox(index, arrival, e.datagram);
+      if (this.options.duplicate && this.linkRandom[index]!() < this.options.duplicate) {
+        this.toInbox(index, arrival + this.linkRandom[index]!(), e.datagram);
+      }
+    }
+    this.cursor[index] = c;
+    if (uh >= uq.length) {
+      uq.length = 0;
+      uh = 0;
+    }
+    this.ucastHead[index] = uh;
+  }
+
+  private arrivalWindowed(index: number, r: H, departure: number, frameBytes: number): number | null {
+    if (this.losses[index - 1]!.lost(departure)) return null;
+    const link = r.link;
+    let arrival = departure + (link.delayMs ?? 0.1);
+    if (link.jitterMs) arrival += link.jitterMs * this.linkRandom[index]!();
+    if (link.rateBps) {
+      const start = Math.max(arrival, r.linkFreeAt);
+      if (start - arrival > (this.options.queueMs ?? 20)) return null;
+      r.linkFreeAt = start + ((frameBytes * 8) / link.rateBps) * 1000;
+      arrival = r.linkFreeAt;
+    }
+    return arrival;
+  }
+
+  /** Inserts into a receiver's inbox, kept in arrival order (equal times: first in, first out). */
+  private toInbox(index: number, arrival: number, datagram: Uint8Array): void {
+    const times = this.inTimes[index]!;
+    const data = this.inData[index]!;
+    const head = this.inHead[index]!;
+    let i = times.length;
+    if (i === head || times[i - 1]! <= arrival) {
+      times.push(arrival);
+      data.push(datagram);
+      return;
+    }
+    while (i > head && times[i - 1]! > arrival) i--;
+    times.splice(i, 0, arrival);
+    data.splice(i, 0, datagram);
+  }
+
+  private allReceiversSettled(): boolean {
+    if (this.pendingCount === 0) return true;
+    // Pending receivers only count while alive. Remember where the last live one was.
+    const n = this.receivers.length;
+    for (let scanned = 0; scanned < n; scanned++) {
+      const i = (this.pendingHint + scanned) % n;
+      const r = this.receivers[i]!;
+      if (r.outcome === 'pending' && this.now < this.dieAt[i + 1]!) {
+        this.pendingHint = i;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private driveSender(): void {
+    const node = this.senderNode();
+    let t: Transmit | undefined;
+    while ((t = node.poll(this.now))) this.fromSender(t);
+    this.drainSender();
+    this.arm(0, node.nextTimeout(this.now));
+  }
+
+  private driveReceiver(index: number): void {
+    const node = this.receiverNode(index);
+    if (node) this.driveReceiverNode(index, this.receivers[index - 1]!, node);
+  }
+
+  private driveReceiverNode(index: number, host: H, node: E): void {
+    let t: Transmit | undefined;
+    while ((t = node.poll(this.now))) this.fromReceiver(index, t);
+    this.drainReceiver(host);
+    const next = node.nextTimeout(this.now);
+    if (next !== null && next < this.wakeAt[index]!) this.arm(index, next);
+  }
+
+  private arm(index: number, next: number | null): void {
     if (next !== null && next < this.wakeAt[index]!) {
-      this.wakeAt[index] = Math.max(next, this.now);
-      this.schedule(Math.max(next, this.now), WAKE, index, null);
+      const at = this.wakeTime(index, next);
+      this.wakeAt[index] = at;
+      if (this.windowed && index > 0) return; // receivers keep their own timers in windowed mode
+      this.schedule(at, WAKE, index, null);
     }
   }
 
-  private senderEventsDrain(): void {
+  /** When to wake a node that asked for `next`: now at the earliest, and see SPIN_LIMIT. */
+  private wakeTime(index: number, next: number): number {
+    if (next > this.now) return next;
+    // A node that keeps asking to be woken at the current instant without getting anywhere would spin for ever
+    // in virtual time (in real time it would spin the CPU until the clock moves on). After many such wake-ups
+    // in a row, move its wake-up to the next millisecond, like a timer's granularity, and count it.
+    if (this.spinAt[index] !== this.now) {
+      this.spinAt[index] = this.now;
+      this.spinCount[index] = 0;
+      return this.now;
+    }
+    if (++this.spinCount[index]! <= SPIN_LIMIT) return this.now;
+    this.spinClamps++;
+    this.spinClampsByNode.set(index, (this.spinClampsByNode.get(index) ?? 0) + 1);
+    return this.now + 1;
+  }
+
+  private datagramOf(t: Transmit): Uint8Array {
+    if (t.parts.length === 1) return t.parts[0]!;
+    return Buffer.concat(t.parts);
+  }
+
+  /** Frame bytes a datagram costs on a link (nominal symbol size for data when the simulation is scaled). */
+  private frameBytes(datagram: Uint8Array, bytes: number): number {
+    const overhead = this.options.frameOverhead ?? 42;
+    if (this.dataExtraBytes !== 0 && bytes >= 4 && (datagram[3]! & 0x7f) === DATA_TYPE) return bytes + overhead + this.dataExtraBytes;
+    return bytes + overhead;
+  }
+
+  private sortedOrder(): Int32Array {
+    if (this.order && this.order.length === this.receivers.length) return this.order;
+    const order = new Int32Array(this.receivers.length);
+    for (let i = 0; i < order.length; i++) order[i] = i + 1;
+    const delay = (i: number) => this.receivers[i - 1]!.link.delayMs ?? 0.1;
+    const first = this.receivers.length > 0 ? delay(1) : 0;
+    this.uniformDelay = this.receivers.every((r) => (r.link.delayMs ?? 0.1) === first);
+    if (!this.uniformDelay) order.sort((a, b) => delay(a) - delay(b) || a - b);
+    this.order = order;
+    return order;
+  }
+
+  private fromSender(t: Transmit): void {
+    let datagram = this.datagramOf(t);
+    const isData = t.bytes >= 4 && (datagram[3]! & 0x7f) === DATA_TYPE;
+    const frameBytes = this.frameBytes(datagram, t.bytes);
+    let departure = this.now;
+    if (this.options.uplinkBps) {
+      const start = Math.max(this.now, this.uplinkFreeAt);
+      if (start - this.now > (this.options.queueMs ?? 20)) {
+        this.uplinkDrops++;
+        return;
+      }
+      this.uplinkFreeAt = start + ((frameBytes * 8) / this.options.uplinkBps) * 1000;
+      departure = this.uplinkFreeAt;
+    }
+    this.uplinkPackets++;
+    this.uplinkBytes += frameBytes;
+    if (isData) {
+      this.uplinkDataPackets++;
+      this.uplinkDataBytes += frameBytes;
+    }
+    if (this.options.tamper) {
+      const changed = this.options.tamper(datagram, true);
+      if (!changed) return;
+      datagram = changed;
+    }
+    if (this.windowed) {
+      const entry: LogEntry = { seq: this.emitSeq++, emitted: this.now, departure, datagram, frameBytes };
+      if (t.to === null) {
+        this.log.push(entry);
+        return;
+      }
+      const r = this.byAddress.get(t.to);
+      if (!r || !r.engine || r.engine.isDone) return;
+      this.ucast[r.index]!.push(entry);
+      this.noteNext(r.index, departure + (r.link.delayMs ?? 0.1));
+      return;
+    }
+    if (t.to !== null) {
+      const r = this.byAddress.get(t.to);
+      if (r && r.engine) {
+        const arrival = this.arrival(r, departure, frameBytes);
+        if (arrival !== null) this.deliverLater(r, arrival, datagram);
+      }
+      return;
+    }
+    // Multicast: one fan-out record, recipients in arrival order.
+    const order = this.sortedOrder();
+    const n = order.length;
+    let f = this.fanoutPool.pop();
+    if (!f || f.hosts.length < n) {
+      const capacity = Math.max(16, n);
+      f = { datagram, isData, hosts: new Int32Array(capacity), times: new Float64Array(capacity), uniform: true, time: 0, count: 0, cursor: 0 };
+    }
+    const hosts = f.hosts;
+    const times = f.times;
+    let count = 0;
+    let sorted = true;
+    let uniform = true;
+    let prev = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const index = order[i]!;
+      const r = this.receivers[index - 1]!;
+      const node = r.engine;
+      if (node === null || node.isDone) continue;
+      const arrival = this.arrival(r, departure, frameBytes);
+      if (arrival === null) continue;
+      hosts[count] = index;
+      times[count] = arrival;
+      if (count > 0 && arrival !== prev) {
+        uniform = false;
+        if (arrival < prev) sorted = false;
+      }
+      prev = arrival;
+      count++;
+      if (this.options.duplicate && this.random() < this.options.duplicate) {
+        this.deliverLater(r, arrival + this.random(), datagram);
+      }
+    }
+    if (count === 0) {
+      this.fanoutPool.push(f);
+      return;
+    }
+    if (!sorted) sortByTime(hosts, times, count);
+    f.datagram = datagram;
+    f.isData = isData;
+    f.uniform = uniform;
+    f.time = times[0]!;
+    f.count = count;
+    f.cursor = 0;
+    let slot = this.freeFanouts.pop();
+    if (slot === undefined) {
+      slot = this.fanouts.length;
+      this.fanouts.push(f);
+    } else this.fanouts[slot] = f;
+    this.schedule(f.time, FANOUT, slot, null);
+  }
+
+  /** Arrival time at a receiver of a datagram leaving the sender at `departure`, or null when lost. */
+  private arrival(r: H, departure: number, frameBytes: number): number | null {
+    if (this.losses[r.index - 1]!.lost(departure)) return null;
+    const link = r.link;
+    let arrival = departure + (link.delayMs ?? 0.1);
+    if (link.jitterMs) arrival += link.jitterMs * this.random();
+    if (link.rateBps) {
+      const start = Math.max(arrival, r.linkFreeAt);
+      if (start - arrival > (this.options.queueMs ?? 20)) return null;
+      r.linkFreeAt = start + ((frameBytes * 8) / link.rateBps) * 1000;
+      arrival = r.linkFreeAt;
+    }
+    return arrival;
+  }
+
+  private deliverLater(r: H, arrival: number, datagram: Uint8Array): void {
+    this.schedule(arrival, DELIVER, r.index, datagram);
+  }
+
+  private fromReceiver(index: number, t: Transmit): void {
+    this.feedbackPackets++;
+    this.feedbackBytes += t.bytes;
+    const first = t.parts[0]!;
+    const type = first.length >= 4 ? first[3]! & 0x7f : -1;
+    this.feedbackByType.set(type, (this.feedbackByType.get(type) ?? 0) + 1);
+    const r = this.receivers[index - 1]!;
+    if (this.feedbackLosses[index - 1]!.lost(this.now)) return;
+    let datagram = this.datagramOf(t);
+    if (this.options.tamper) {
+      const changed = this.options.tamper(datagram, false);
+      if (!changed) return;
+      datagram = changed;
+    }
+    let arrival = this.now + (r.link.delayMs ?? 0.1);
+    if (r.link.jitterMs) arrival += r.link.jitterMs * (this.windowed ? this.linkRandom[index]!() : this.random());
+    // Deliveries to the sender remember which receiver sent them (the source address): target -index.
+    this.schedule(arrival, DELIVER, -index, datagram);
+  }
+}
+
+/** The real fleetcast engine in the simulated network. */
+export class SimNetwork extends SimCore<Receiver, SimReceiver> {
+  readonly sender: Sender;
+  readonly senderEvents: SenderEvent[] = [];
+  summary: SenderSummary | null = null;
+
+  constructor(image: Uint8Array, senderOptions: Omit<SenderOptions, 'imageSize'>, options: NetworkOptions) {
+    super(image, options);
+    this.sender = new Sender({ ...senderOptions, imageSize: image.length }, 0);
+  }
+
+  addReceiver(options: Omit<ReceiverOptions, 'random'>, link: LinkOptions = {}): SimReceiver {
+    const index = this.receivers.length + 1;
+    const host: SimReceiver = {
+      ...this.newHost(index, link),
+      options: { ...options, random: seededRandom(this.options.seed * 7919 + index) },
+      events: [],
+    };
+    return this.addHost(host);
+  }
+
+  protected senderNode(): SimSenderNode {
+    return this.sender;
+  }
+
+  protected startReceiver(host: SimReceiver): Receiver {
+    return new Receiver(host.options, this.now);
+  }
+
+  protected drainSender(): void {
     let e: SenderEvent | undefined;
     while ((e = this.sender.pollEvent())) {
       if (e.type === 'need-block') {
@@ -287,82 +1193,17 @@ export class SimNetwork {
       } else if (e.type === 'finished') {
         this.summary = e.summary;
       }
-      this.senderEvents.push(e);
+      if (this.keepEvents) this.senderEvents.push(e);
     }
   }
 
-  private receiverEventsDrain(r: SimReceiver): void {
+  protected drainReceiver(r: SimReceiver): void {
     let e: ReceiverEvent | undefined;
     while ((e = r.engine!.pollEvent())) {
-      if (e.type === 'block') r.output.set(e.data, e.offset);
-      else if (e.type === 'complete') {
-        r.outcome = 'complete';
-        r.completedAt = this.now;
-      } else if (e.type === 'failed') {
-        r.outcome = 'failed';
-        r.failure = `${e.reason}: ${e.message}`;
-      }
-      r.events.push(e);
+      if (e.type === 'block') this.writeOutput(r, e.offset, e.data);
+      else if (e.type === 'complete') this.settle(r, 'complete', null);
+      else if (e.type === 'failed') this.settle(r, 'failed', `${e.reason}: ${e.message}`);
+      if (this.keepEvents) r.events.push(e);
     }
-  }
-
-  private datagramOf(t: Transmit): Uint8Array {
-    if (t.parts.length === 1) return t.parts[0]!;
-    return Buffer.concat(t.parts);
-  }
-
-  private fromSender(t: Transmit): void {
-    const overhead = this.options.frameOverhead ?? 42;
-    const frameBytes = t.bytes + overhead;
-    let departure = this.now;
-    if (this.options.uplinkBps) {
-      const start = Math.max(this.now, this.uplinkFreeAt);
-      if (start - this.now > (this.options.queueMs ?? 20)) {
-        this.uplinkDrops++;
-        return;
-      }
-      this.uplinkFreeAt = start + (frameBytes * 8) / this.options.uplinkBps * 1000;
-      departure = this.uplinkFreeAt;
-    }
-    this.uplinkPackets++;
-    this.uplinkBytes += frameBytes;
-    let datagram = this.datagramOf(t);
-    if (this.options.tamper) {
-      const changed = this.options.tamper(datagram, true);
-      if (!changed) return;
-      datagram = changed;
-    }
-    const targets = t.to === null ? this.receivers : this.receivers.filter((r) => r.address === t.to);
-    for (const r of targets) {
-      if (!r.engine) continue;
-      if (this.losses[r.index - 1]!.lost()) continue;
-      let arrival = departure + (r.link.delayMs ?? 0.1) + (r.link.jitterMs ?? 0) * this.random();
-      if (r.link.rateBps) {
-        const start = Math.max(arrival, r.linkFreeAt);
-        if (start - arrival > (this.options.queueMs ?? 20)) continue;
-        r.linkFreeAt = start + (frameBytes * 8) / r.link.rateBps * 1000;
-        arrival = r.linkFreeAt;
-      }
-      this.schedule(arrival, DELIVER, r.index, datagram);
-      if (this.options.duplicate && this.random() < this.options.duplicate) {
-        this.schedule(arrival + this.random(), DELIVER, r.index, datagram);
-      }
-    }
-  }
-
-  private fromReceiver(index: number, t: Transmit): void {
-    this.feedbackPackets++;
-    const r = this.receivers[index - 1]!;
-    if (this.feedbackLosses[index - 1]!.lost()) return;
-    let datagram = this.datagramOf(t);
-    if (this.options.tamper) {
-      const changed = this.options.tamper(datagram, false);
-      if (!changed) return;
-      datagram = changed;
-    }
-    const arrival = this.now + (r.link.delayMs ?? 0.1) + (r.link.jitterMs ?? 0) * this.random();
-    // Deliveries to the sender remember which receiver sent them (the source address).
-    this.feedbackOrigin.set(datagram, index);
-    this.schedule(arrival, DELIVER, 0, datagram);
   }
 }

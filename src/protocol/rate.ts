@@ -71,6 +71,8 @@ interface ReceiverLoss {
   loss: number;
   /** Packets the loss figure was measured over. */
   samples: number;
+  /** When the figure arrived: a probe is judged only on figures measured after its decrease. */
+  at: number;
   baseline: number;
 }
 
@@ -87,7 +89,7 @@ export class RateController {
   rate: number;
   private readonly receivers = new Map<number, ReceiverLoss>();
   private lastDecision = -Infinity;
-  private probe: { worstBefore: number; rateBefore: number; node: number; waited: number } | null = null;
+  private probe: { worstBefore: number; rateBefore: number; node: number; at: number; waited: number } | null = null;
   decreases = 0;
 
   constructor(private readonly config: RateControlConfig) {
@@ -97,12 +99,13 @@ export class RateController {
   /** Excess loss over background that counts as congestion. */
   static readonly THRESHOLD = 0.03;
 
-  report(nodeId: number, loss: number, samples: number): void {
+  report(nodeId: number, loss: number, samples: number, now: number): void {
     const r = this.receivers.get(nodeId);
     if (r) {
       r.loss = loss;
       r.samples = samples;
-    } else this.receivers.set(nodeId, { loss, samples, baseline: 0 });
+      r.at = now;
+    } else this.receivers.set(nodeId, { loss, samples, at: now, baseline: 0 });
   }
 
   forget(nodeId: number): void {
@@ -119,10 +122,12 @@ export class RateController {
     if (this.probe) {
       const probe = this.probe;
       const r = this.receivers.get(probe.node);
-      if (r && r.samples < MIN_SAMPLES && ++probe.waited < 4) return this.rate;
+      // Judge only a report that covers time after the decrease (one interval later), with enough packets.
+      const fresh = r !== undefined && r.at >= probe.at + intervalMs * 0.8;
+      if (r && (!fresh || r.samples < MIN_SAMPLES) && ++probe.waited < 6) return this.rate;
       this.probe = null;
       // Undo when the loss did not fall, or when too little flowed to tell (the decrease is unproven).
-      if (!r || r.samples < MIN_SAMPLES || r.loss > probe.worstBefore - Math.max(0.02, probe.worstBefore * 0.1)) {
+      if (!r || !fresh || r.samples < MIN_SAMPLES || r.loss > probe.worstBefore - Math.max(0.02, probe.worstBefore * 0.1)) {
         // Slowing down did not help this receiver: its loss is background, not congestion.
         if (r && r.samples >= MIN_SAMPLES) r.baseline = Math.max(r.baseline, r.loss);
         this.rate = probe.rateBefore;
@@ -141,7 +146,7 @@ export class RateController {
       }
     }
     if (worst) {
-      this.probe = { worstBefore: worst.loss, rateBefore: this.rate, node: worstNode, waited: 0 };
+      this.probe = { worstBefore: worst.loss, rateBefore: this.rate, node: worstNode, at: now, waited: 0 };
       // What got through to the worst receiver is the bottleneck's rate.
       const base = sentBps > 0 ? Math.min(this.rate, sentBps) : this.rate;
       const bottleneck = base * (1 - (worst.loss - worst.baseline)) * 0.95;

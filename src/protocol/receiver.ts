@@ -124,6 +124,7 @@ export class Receiver {
   private nextStatusAt = Infinity;
   private nextJoinAt = Infinity;
   private joinTries = 0;
+  private lastJoinAt = -Infinity;
   private confirmTries = 0;
   private intervalReceived = 0;
   private intervalHighSeq = -1;
@@ -270,6 +271,8 @@ export class Receiver {
             return;
           }
           this.lastSenderPacket = now;
+          // Data flows but our JOIN (or its ACK) was lost: ask again soon, not after the back-off.
+          if (this.stage === 'joining') this.nextJoinAt = Math.min(this.nextJoinAt, this.lastJoinAt + Math.max(20, 4 * this.grttMs));
           this.onData(now, decodeData(buf));
           break;
         case PacketType.Hashes:
@@ -366,6 +369,7 @@ export class Receiver {
     }
     this.push(encodeJoin(this.sessionId!, { nodeId: this.opts.nodeId, echo: this.echo(now), name: this.opts.name ?? '' }));
     this.joinTries++;
+    this.lastJoinAt = now;
     this.nextJoinAt = now + Math.min(2000, 100 * 2 ** Math.min(this.joinTries, 5)) * (0.8 + 0.4 * this.random());
   }
 
@@ -585,8 +589,15 @@ export class Receiver {
 
   private makeEligible(now: number, upTo: number): void {
     if (upTo <= this.eligibleUpTo) return;
+    // Blocks with nothing received (a late joiner's) share one due time, so one NACK covers them all as a run.
+    const sharedDue = now + this.quietMs() + this.backoffWindow() * this.random();
     for (let b = this.eligibleUpTo; b < upTo; b++) {
-      if (this.blockState[b] !== COMPLETE) this.scheduleNack(now, b, this.quietMs());
+      if (this.blockState[b] === COMPLETE) continue;
+      if (this.partial.has(b)) this.scheduleNack(now, b, this.quietMs());
+      else {
+        this.nackDue[b] = sharedDue;
+        this.schedule.push(sharedDue, b);
+      }
     }
     this.eligibleUpTo = upTo;
   }

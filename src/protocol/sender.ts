@@ -162,6 +162,7 @@ export class Sender {
   private sourceNext = 0; // next block of the first pass
   private firstPassHashes: [number, number] | null = null;
   private starvedForData = false;
+  private quickAnnounces = 0;
   private currentBurst = -1; // block being sent contiguously
   private readonly urgent: number[] = [];
   private readonly inUrgent: Uint8Array;
@@ -291,6 +292,7 @@ export class Sender {
       if (this.hashedPrefix === this.geometry.blockCount && !this.digest) {
         this.digest = imageDigest(this.hashes);
         this.nextAnnounceAt = -Infinity;
+        this.quickAnnounces = 3;
       }
     }
     // The code works on whole symbols: pad the image's last block with zeros.
@@ -370,8 +372,9 @@ export class Sender {
   /** Earliest time at which handleTimeout or poll has something to do (null: nothing until input arrives). */
   nextTimeout(now: number): number | null {
     if (this.finished) return null;
+    // Ending: only the END repeats are due (announcements stop, so their stale deadline must not count).
+    if (this.phase === Phase.Ending) return this.control.length > 0 ? now : this.nextEndAt;
     let t = Math.min(this.nextAnnounceAt, this.nextHousekeepingAt);
-    if (this.phase === Phase.Ending) return Math.min(t, this.nextEndAt);
     if (this.control.length > 0) return now;
     // While the only sendable blocks are still being read, supplyBlock is what wakes the sender up.
     if (this.phase === Phase.Transferring && this.hasSendableData() && !this.starvedForData) t = Math.min(t, this.pacer.nextSendTime(now));
@@ -457,7 +460,7 @@ export class Sender {
     }
     if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
       r.lossPpm = s.lossPpm;
-      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received);
+      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now);
       this.pacer.setRate(this.rate.update(now, this.statusIntervalMs(), this.sentBps), now);
     } else if (s.state === ReceiverState.Complete) {
       if (r.outcome === 'active') {
@@ -691,7 +694,12 @@ export class Sender {
       digest: this.digest,
     });
     this.queueControl(announce, null);
-    this.nextAnnounceAt = now + (this.phase === Phase.Waiting ? 200 : 100);
+    // The announcement that says the first pass is over (and carries the digest) lets receivers ask for their
+    // last blocks and finish: repeat it quickly a few times rather than wait a whole period after a loss.
+    if (this.quickAnnounces > 0) {
+      this.quickAnnounces--;
+      this.nextAnnounceAt = now + Math.max(5, 2 * this.grttMs);
+    } else this.nextAnnounceAt = now + (this.phase === Phase.Waiting ? 200 : 100);
   }
 
   private requestHashes(from: number, to: number): void {
@@ -819,7 +827,10 @@ export class Sender {
     this.sourceNext++;
     this.stats.blocksFirstPassSent = this.sourceNext;
     this.requestReadAhead();
-    if (this.sourceNext >= this.geometry.blockCount) this.nextAnnounceAt = -Infinity;
+    if (this.sourceNext >= this.geometry.blockCount) {
+      this.nextAnnounceAt = -Infinity;
+      this.quickAnnounces = 3;
+    }
     // Receivers verify each block against its digest: send digests ahead of the data they cover.
     if (this.hashSentPrefix <= b) {
       const first = this.hashSentPrefix;

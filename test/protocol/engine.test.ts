@@ -230,8 +230,9 @@ test('empty image and one-byte image', () => {
 });
 
 test('a slow receiver link: adaptive rate control backs off and everyone completes', () => {
+  // Loss reports come every 250 ms: the transfer must outlast a few of them for the rate to adapt.
   const { net, img } = run({
-    bytes: 2_000_000,
+    bytes: 6_000_000,
     sender: { maxRateBps: 400e6 },
     receivers: [{}, { rateBps: 50e6 }, {}],
   });

@@ -12,7 +12,7 @@ function drive(capacity: number, background: number, maxBps: number, rounds = 80
     const delivered = Math.min(rate, capacity) * (1 - background);
     const loss = 1 - delivered / rate;
     const samples = Math.round((rate * 0.25) / (1500 * 8));
-    c.report(1, loss, samples);
+    c.report(1, loss, samples, i * 250);
     rates.push(c.update(i * 250, 250, Math.min(rate, 2e9)));
   }
   return { rates, decreases: c.decreases };
