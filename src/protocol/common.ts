@@ -1,4 +1,5 @@
 // Types and helpers shared by the sender and receiver state machines.
+import { createHash } from 'node:crypto';
 import type { Echo } from './wire.js';
 
 /** A datagram to put on the network: `to` null means the session's multicast group. */
@@ -45,4 +46,19 @@ export function rttFromEcho(nowMs: number, echo: Echo): number | null {
   const micros = (microsOf(nowMs) - echo.timestamp - echo.delay) >>> 0;
   if (micros > 10_000_000) return null;
   return micros / 1000;
+}
+
+export function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+/** The image digest: SHA-256 over the concatenated per-block SHA-256 digests. */
+export function imageDigest(blockHashes: Uint8Array): Buffer {
+  return sha256(blockHashes);
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

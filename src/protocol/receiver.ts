@@ -3,10 +3,9 @@
 // symbols it still lacks per block, after a random back-off that lets one request cover many receivers.
 import { getCodec } from '../fec/index.js';
 import type { PacketProtector } from './crypto.js';
-import { type Transmit, type DropCounters, newDropCounters, microsOf } from './common.js';
+import { type Transmit, type DropCounters, equalBytes, imageDigest, newDropCounters, microsOf, sha256 } from './common.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbolLength, sourceSymbols, symbolIdOf } from './geometry.js';
 import { MinHeap } from './heap.js';
-import { equalBytes, imageDigest, sha256 } from './sender.js';
 import {
   AckKind,
   type Announce,

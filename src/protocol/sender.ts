@@ -1,6 +1,5 @@
 // The sender's state machine (sans-IO): fed datagrams, block data and the time; yields datagrams, timer
 // deadlines and events. See docs/protocol.md for the rules implemented here.
-import { createHash } from 'node:crypto';
 import { getCodec } from '../fec/index.js';
 import type { PacketProtector } from './crypto.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbols, symbolIdOf } from './geometry.js';
@@ -27,7 +26,7 @@ import {
   readHeader,
   type Echo,
 } from './wire.js';
-import { type Transmit, type DropCounters, newDropCounters, microsOf, rttFromEcho } from './common.js';
+import { type Transmit, type DropCounters, equalBytes, imageDigest, newDropCounters, microsOf, rttFromEcho, sha256 } from './common.js';
 
 export interface SenderOptions {
   sessionId: number;
@@ -909,20 +908,3 @@ export class Sender {
     return out[0]!;
   }
 }
-
-export function sha256(data: Uint8Array): Buffer {
-  return createHash('sha256').update(data).digest();
-}
-
-/** The image digest: SHA-256 over the concatenated per-block SHA-256 digests. */
-export function imageDigest(blockHashes: Uint8Array): Buffer {
-  return sha256(blockHashes);
-}
-
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-export { ReceiverState };

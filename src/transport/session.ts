@@ -56,7 +56,6 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       now,
     );
     return await new Promise<SenderSummary>((resolve, reject) => {
-      let reads = 0;
       let lastProgress = 0;
       const loop = new EngineLoop(sender, () => socket, { address: opts.endpoint.group, port: opts.endpoint.port }, drain);
       function drain(): void {
@@ -80,10 +79,8 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         const g = sender.geometry;
         const length = blockLength(g, block);
         const buf = Buffer.allocUnsafe(length);
-        reads++;
         fh.read(buf, 0, length, block * g.blockBytes).then(
           ({ bytesRead }) => {
-            reads--;
             if (bytesRead !== length) throw new Error(`short read at block ${block}: the image changed while sending`);
             sender.supplyBlock(block, buf);
             loop.schedulePump();
@@ -102,7 +99,6 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       socket.on('error', (err) => opts.onWarning?.(`socket error: ${err.message}`));
       loop.attach(socket);
       loop.start();
-      void reads;
     });
   } finally {
     await fh.close();
