@@ -1,16 +1,7 @@
 // The markdown table of `npm run sim`.
 import type { RunResult, Scenario } from './scenario.js';
 
-export interface ReportConfig {
-  seed: number;
-  blocks: number;
-  k: number;
-  simSymbolSize: number;
-  nominalSymbolSize: number;
-  rateBps: number;
-  delayMs: [number, number];
-  jitterMs: number;
-}
+export type ReportConfig = Pick<Scenario, 'seed' | 'blocks' | 'k' | 'simSymbolSize' | 'nominalSymbolSize' | 'rateBps' | 'delayMs' | 'jitterMs'>;
 
 function fixed(x: number | null, digits: number): string {
   return x === null || !Number.isFinite(x) ? '-' : x.toFixed(digits);

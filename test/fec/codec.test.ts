@@ -5,20 +5,11 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { MAX_SYMBOL_ID, fecKernelName, getCodec, type ErasureCodec } from '../../src/fec/index.js';
 import { wasmUnavailableReason } from '../../src/fec/kernel-wasm.js';
+import { slowMul } from './reference.js';
 
 const KERNELS = ['wasm', 'js'] as const;
 
 // Independent slow reference: shift-and-add multiply and brute-force inverse, no tables.
-function slowMul(a: number, b: number): number {
-  let r = 0;
-  while (b) {
-    if (b & 1) r ^= a;
-    b >>= 1;
-    a <<= 1;
-    if (a & 0x100) a ^= 0x11d;
-  }
-  return r;
-}
 function slowInv(a: number): number {
   for (let b = 1; b < 256; b++) if (slowMul(a, b) === 1) return b;
   throw new Error('no inverse');

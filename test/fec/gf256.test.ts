@@ -3,18 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { EXP, GF_POLY, INV, LOG, MUL, gfDiv, gfInv, gfMul, nibbleTables } from '../../src/fec/gf256.js';
+import { slowMul } from './reference.js';
 
-/** Shift-and-add multiply reducing by x^8 + x^4 + x^3 + x^2 + 1 (0x11D). */
-function slowMul(a: number, b: number): number {
-  let r = 0;
-  while (b) {
-    if (b & 1) r ^= a;
-    b >>= 1;
-    a <<= 1;
-    if (a & 0x100) a ^= 0x11d;
-  }
-  return r;
-}
 
 const byte = fc.integer({ min: 0, max: 255 });
 const nonzero = fc.integer({ min: 1, max: 255 });
