@@ -19,6 +19,7 @@ import { Receiver, type ReceiverEvent, type ReceiverOptions } from '../src/proto
 import { Sender, type SenderEvent, type SenderOptions, type SenderSummary } from '../src/protocol/sender.js';
 import type { Transmit } from '../src/protocol/common.js';
 import { blockLength } from '../src/protocol/geometry.js';
+import { MinHeap } from '../src/protocol/heap.js';
 
 /** Mulberry32: small, fast, seedable. */
 export function seededRandom(seed: number): () => number {
@@ -191,67 +192,6 @@ const FANOUT = 3;
 const DATA_TYPE = 2;
 const SPIN_LIMIT = 1000;
 
-/** A binary min-heap of (time, host index); equal times come out lowest index first. */
-class TimeHeap {
-  private readonly keys: number[] = [];
-  private readonly values: number[] = [];
-
-  peekKey(): number | undefined {
-    return this.keys[0];
-  }
-
-  peekValue(): number | undefined {
-    return this.values[0];
-  }
-
-  private less(i: number, key: number, value: number): boolean {
-    const k = this.keys[i]!;
-    return k < key || (k === key && this.values[i]! < value);
-  }
-
-  push(key: number, value: number): void {
-    const keys = this.keys;
-    const values = this.values;
-    let i = keys.length;
-    keys.push(key);
-    values.push(value);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (this.less(parent, key, value)) break;
-      keys[i] = keys[parent]!;
-      values[i] = values[parent]!;
-      i = parent;
-    }
-    keys[i] = key;
-    values[i] = value;
-  }
-
-  pop(): number | undefined {
-    const keys = this.keys;
-    const values = this.values;
-    if (keys.length === 0) return undefined;
-    const top = values[0];
-    const lastKey = keys.pop()!;
-    const lastValue = values.pop()!;
-    const n = keys.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && this.less(r, keys[l]!, values[l]!) ? r : l;
-        if (!this.less(c, lastKey, lastValue)) break;
-        keys[i] = keys[c]!;
-        values[i] = values[c]!;
-        i = c;
-      }
-      keys[i] = lastKey;
-      values[i] = lastValue;
-    }
-    return top;
-  }
-}
 
 /** A datagram that left the sender (windowed mode). */
 interface LogEntry {
@@ -342,7 +282,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
   private readonly joinAt: number[] = [0];
   private readonly linkRandom: (() => number)[] = [() => 0];
   /** Receivers by the time of their next own event (lazy: an entry is valid while rnext[index] equals it). */
-  private readonly rheap = new TimeHeap();
+  private readonly rheap = new MinHeap();
   private readonly rnext: number[] = [Infinity];
   private readonly isActive: number[] = [0];
   private activeList: number[] = [];
@@ -886,7 +826,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
         e = u;
         uh++;
       } else break;
-      const arrival = this.arrivalWindowed(index, r, e.departure, e.frameBytes);
+      const arrival = this.arrival(r, e.departure, e.frameBytes, this.linkRandom[index]!);
       if (arrival === null) continue;
       this.toInbox(index, arrival, e.datagram);
       if (this.options.duplicate && this.linkRandom[index]!() < this.options.duplicate) {
@@ -899,20 +839,6 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
       uh = 0;
     }
     this.ucastHead[index] = uh;
-  }
-
-  private arrivalWindowed(index: number, r: H, departure: number, frameBytes: number): number | null {
-    if (this.losses[index - 1]!.lost(departure)) return null;
-    const link = r.link;
-    let arrival = departure + (link.delayMs ?? 0.1);
-    if (link.jitterMs) arrival += link.jitterMs * this.linkRandom[index]!();
-    if (link.rateBps) {
-      const start = Math.max(arrival, r.linkFreeAt);
-      if (start - arrival > (this.options.queueMs ?? 20)) return null;
-      r.linkFreeAt = start + ((frameBytes * 8) / link.rateBps) * 1000;
-      arrival = r.linkFreeAt;
-    }
-    return arrival;
   }
 
   /** Inserts into a receiver's inbox, kept in arrival order (equal times: first in, first out). */
@@ -1057,7 +983,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
     if (t.to !== null) {
       const r = this.byAddress.get(t.to);
       if (r && r.engine) {
-        const arrival = this.arrival(r, departure, frameBytes);
+        const arrival = this.arrival(r, departure, frameBytes, this.random);
         if (arrival !== null) this.deliverLater(r, arrival, datagram);
       }
       return;
@@ -1081,7 +1007,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
       const r = this.receivers[index - 1]!;
       const node = r.engine;
       if (node === null || node.isDone) continue;
-      const arrival = this.arrival(r, departure, frameBytes);
+      const arrival = this.arrival(r, departure, frameBytes, this.random);
       if (arrival === null) continue;
       hosts[count] = index;
       times[count] = arrival;
@@ -1114,12 +1040,15 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
     this.schedule(f.time, FANOUT, slot, null);
   }
 
-  /** Arrival time at a receiver of a datagram leaving the sender at `departure`, or null when lost. */
-  private arrival(r: H, departure: number, frameBytes: number): number | null {
+  /**
+   * Arrival time at a receiver of a datagram leaving the sender at `departure`, or null when lost. `jitter` is
+   * the random source for the delay jitter (per receiver in the windowed scheduler, shared in the strict one).
+   */
+  private arrival(r: H, departure: number, frameBytes: number, jitter: () => number): number | null {
     if (this.losses[r.index - 1]!.lost(departure)) return null;
     const link = r.link;
     let arrival = departure + (link.delayMs ?? 0.1);
-    if (link.jitterMs) arrival += link.jitterMs * this.random();
+    if (link.jitterMs) arrival += link.jitterMs * jitter();
     if (link.rateBps) {
       const start = Math.max(arrival, r.linkFreeAt);
       if (start - arrival > (this.options.queueMs ?? 20)) return null;

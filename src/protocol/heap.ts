@@ -1,4 +1,5 @@
-// A binary min-heap of (key, value) pairs: the receiver's repair-request schedule.
+// A binary min-heap of (key, value) pairs; equal keys come out lowest value first, so the order is fully
+// defined (the receiver's repair-request schedule, and the simulator's wake-up order).
 export class MinHeap {
   private keys: number[] = [];
   private values: number[] = [];
@@ -16,6 +17,16 @@ export class MinHeap {
     return this.keys[0];
   }
 
+  peekValue(): number | undefined {
+    return this.values[0];
+  }
+
+  /** Entry i orders before (key, value). */
+  private less(i: number, key: number, value: number): boolean {
+    const k = this.keys[i]!;
+    return k < key || (k === key && this.values[i]! < value);
+  }
+
   push(key: number, value: number): void {
     const keys = this.keys;
     const values = this.values;
@@ -24,7 +35,7 @@ export class MinHeap {
     values.push(value);
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (keys[parent]! <= key) break;
+      if (this.less(parent, key, value)) break;
       keys[i] = keys[parent]!;
       values[i] = values[parent]!;
       i = parent;
@@ -48,8 +59,8 @@ export class MinHeap {
         const l = 2 * i + 1;
         if (l >= n) break;
         const r = l + 1;
-        const c = r < n && keys[r]! < keys[l]! ? r : l;
-        if (keys[c]! >= lastKey) break;
+        const c = r < n && this.less(r, keys[l]!, values[l]!) ? r : l;
+        if (!this.less(c, lastKey, lastValue)) break;
         keys[i] = keys[c]!;
         values[i] = values[c]!;
         i = c;
