@@ -66,8 +66,8 @@ export class EngineLoop {
     const deadline = this.engine.nextTimeout(now);
     if (deadline !== null && deadline <= now) this.engine.handleTimeout(now);
     let blocked = false;
+    const group = this.socketFor(null);
     for (let sent = 0; ; sent++) {
-      const group = this.socketFor(null);
       if (group.getSendQueueCount() > MAX_SEND_QUEUE || sent >= 4096) {
         blocked = true;
         break;
