@@ -79,18 +79,17 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         const g = sender.geometry;
         const length = blockLength(g, block);
         const buf = Buffer.allocUnsafe(length);
-        fh.read(buf, 0, length, block * g.blockBytes).then(
-          ({ bytesRead }) => {
+        fh.read(buf, 0, length, block * g.blockBytes)
+          .then(({ bytesRead }) => {
             if (bytesRead !== length) throw new Error(`short read at block ${block}: the image changed while sending`);
             sender.supplyBlock(block, buf);
             loop.schedulePump();
-          },
-          (err: Error) => {
+          })
+          .catch((err: Error) => {
             loop.stop();
             socket.close();
             reject(new Error(`cannot read ${opts.path}: ${err.message}`));
-          },
-        );
+          });
       }
       opts.signal?.addEventListener('abort', () => {
         sender.cancel(clock());
