@@ -90,6 +90,10 @@ interface PartialBlock {
   have: Uint8Array;
   seen: number;
   lastReceived: number;
+  /** Highest planned end (in transmission numbers) the sender has announced for this block. */
+  plannedEnd: number;
+  /** The planned end this receiver last counted on instead of asking (suppression happens once per plan). */
+  trustedPlan: number;
 }
 
 type Stage = 'listening' | 'joining' | 'receiving' | 'complete' | 'closed' | 'failed';
@@ -119,6 +123,8 @@ export class Receiver {
   private echoTimestamp = 0;
   private echoReceivedAt = 0;
   private grttMs = 1;
+  /** Receivers the sender counts (from its announcements): sizes the back-off that keeps requests few. */
+  private groupSize = 1;
   private statusIntervalMs = 250;
   private nextStatusAt = Infinity;
   private nextJoinAt = Infinity;
@@ -347,6 +353,7 @@ export class Receiver {
     this.echoTimestamp = a.timestamp;
     this.echoReceivedAt = now;
     this.grttMs = Math.max(0.2, a.grttMicros / 1000);
+    this.groupSize = Math.max(1, a.receivers);
     this.statusIntervalMs = Math.max(50, a.statusIntervalMs);
     if (a.digest && !this.opts.expectedDigest) this.digest = a.digest;
     if (a.digest && this.opts.expectedDigest && !equalBytes(a.digest, this.opts.expectedDigest)) {
@@ -471,11 +478,12 @@ export class Receiver {
     if (d.payload.length !== expectedLength) throw new WireError(`symbol ${id} of block ${b} has ${d.payload.length} bytes, expected ${expectedLength}`);
     let p = this.partial.get(b);
     if (!p) {
-      p = { ids: [], symbols: [], have: new Uint8Array(SYMBOL_ID_COUNT), seen: 0, lastReceived: now };
+      p = { ids: [], symbols: [], have: new Uint8Array(SYMBOL_ID_COUNT), seen: 0, lastReceived: now, plannedEnd: 0, trustedPlan: 0 };
       this.partial.set(b, p);
     }
     p.lastReceived = now;
     if (d.tsn + 1 > p.seen) p.seen = d.tsn + 1;
+    if (d.plannedEnd > p.plannedEnd) p.plannedEnd = d.plannedEnd;
     if (p.have[id]) {
       this.stats.drops.duplicate++;
       return;
@@ -582,6 +590,17 @@ export class Receiver {
     return Math.min(500, Math.max(4, 4 * this.grttMs));
   }
 
+  /**
+   * A random back-off in [0, window): truncated exponential in the group size (as NORM, RFC 5740), so that
+   * among N receivers only a few draw an early time, and the sender's answer reaches the rest first.
+   */
+  private backoff(): number {
+    const window = this.backoffWindow();
+    const lambda = Math.log(this.groupSize) + 1;
+    const x = this.random();
+    return (window / lambda) * Math.log(1 + x * (Math.exp(lambda) - 1));
+  }
+
   private quietMs(): number {
     return Math.max(3, 2 * this.grttMs);
   }
@@ -589,7 +608,7 @@ export class Receiver {
   private makeEligible(now: number, upTo: number): void {
     if (upTo <= this.eligibleUpTo) return;
     // Blocks with nothing received (a late joiner's) share one due time, so one NACK covers them all as a run.
-    const sharedDue = now + this.quietMs() + this.backoffWindow() * this.random();
+    const sharedDue = now + this.quietMs() + this.backoff();
     for (let b = this.eligibleUpTo; b < upTo; b++) {
       if (this.blockState[b] === COMPLETE) continue;
       if (this.partial.has(b)) this.scheduleNack(now, b, this.quietMs());
@@ -602,7 +621,7 @@ export class Receiver {
   }
 
   private scheduleNack(now: number, b: number, delay: number): void {
-    const due = now + delay + this.backoffWindow() * this.random();
+    const due = now + delay + this.backoff();
     this.nackDue[b] = due;
     this.schedule.push(due, b);
   }
@@ -624,6 +643,12 @@ export class Receiver {
       }
       const k = sourceSymbols(g, b);
       const need = this.blockState[b] === AWAITING_HASH ? 0 : k - (p ? p.ids.length : 0);
+      if (p && need > 0 && p.plannedEnd > p.trustedPlan && this.coveredByPlan(p, need)) {
+        // The sender already plans enough symbols (another receiver asked): wait for them once, then ask if short.
+        p.trustedPlan = p.plannedEnd;
+        this.scheduleNack(now, b, retry);
+        continue;
+      }
       const flags = this.hashKnown[b] ? 0 : NackFlag.hashMissing;
       due.push({ block: b, run: 1, need, seen: p ? Math.min(p.seen, 0xffff) : 0, flags });
     }
@@ -646,6 +671,12 @@ export class Receiver {
       this.scheduleNack(now, e.block, retry);
     }
     this.sendNack(now, entries);
+  }
+
+  /** Would the symbols the sender still plans for this block, less this receiver's loss, cover its need? */
+  private coveredByPlan(p: PartialBlock, need: number): boolean {
+    const loss = Math.min(0.5, this.stats.lossPpm / 1e6);
+    return (p.plannedEnd - p.seen) * (1 - loss) >= need;
   }
 
   private sendNack(now: number, entries: NackEntry[]): void {

@@ -25,6 +25,7 @@ import {
   encodeHashes,
   readHeader,
   type Echo,
+  DATA_HEADER_BYTES,
 } from './wire.js';
 import { type Transmit, type DropCounters, equalBytes, imageDigest, newDropCounters, microsOf, rttFromEcho, sha256 } from './common.js';
 
@@ -239,7 +240,7 @@ export class Sender {
     this.grttWindowStart = now;
     this.nextAnnounceAt = now;
     this.nextHousekeepingAt = now;
-    this.pacer = new Pacer(maxRate, now);
+    this.pacer = new Pacer(maxRate, now, DATA_HEADER_BYTES + this.opts.symbolSize + this.opts.frameOverhead);
     this.rate = new RateController({ maxBps: maxRate, minBps: this.opts.minRateBps, adaptive: this.opts.adaptiveRate });
     this.stats = {
       phase: 'waiting',
@@ -711,7 +712,8 @@ export class Sender {
     while (this.hashRequests.length > 0) {
       const chunk = this.hashRequests.shift()!;
       const last = this.hashChunkSentAt.get(chunk);
-      if (last !== undefined && now - last < Math.max(2 * this.grttMs, 10)) continue;
+      // Requests sent before a resend could reach their senders are answered by it; later ones need another.
+      if (last !== undefined && now - last < Math.max(this.grttMs, 2)) continue;
       const first = chunk * HASHES_PER_PACKET;
       const end = Math.min(first + HASHES_PER_PACKET, this.hashedPrefix);
       if (end <= first) continue;
@@ -845,7 +847,10 @@ export class Sender {
     if (!this.pacer.canSend(now)) return undefined;
     const b = this.pickBlock();
     this.starvedForData = b < 0 && this.requested.size > 0;
-    if (b < 0) return undefined;
+    if (b < 0) {
+      this.pacer.idle(now);
+      return undefined;
+    }
     this.currentBurst = b;
     const data = this.buildData(now, b);
     this.pacer.consume(data.bytes + this.opts.frameOverhead);
