@@ -95,6 +95,7 @@ endpointOptions(
     .option('-r, --rate <bits/s>', 'maximum rate on the link, e.g. 900M or 1G (default: unlimited, adapts to loss)', checked(parseRate))
     .option('--min-rate <bits/s>', 'floor for the adaptive rate', checked(parseRate))
     .option('--no-adaptive-rate', 'keep the rate fixed whatever loss receivers report')
+    .option('--drop-slower-than <bits/s>', 'slow-client handling: never slow down below this for one receiver; drop receivers that take in less (they exit with code 2 and can fall back to unicast)', checked(parseRate))
     .option('-n, --min-receivers <n>', 'start once this many receivers have joined', checked(parseIntOption('min-receivers', 0, 1_000_000)), 1)
     .option('--max-wait <seconds>', 'start anyway this long after the first receiver joined', checked(parseSeconds('max-wait')))
     .option('--settle <seconds>', 'wait this long after enough receivers joined, for stragglers (default 0.5 with --min-receivers 1, else 0)', checked(parseSeconds('settle')))
@@ -127,6 +128,7 @@ endpointOptions(
       sender: {
         maxRateBps: o.rate,
         minRateBps: o.minRate,
+        minReceiverRateBps: o.dropSlowerThan ?? null,
         adaptiveRate: o.adaptiveRate,
         minReceivers: o.minReceivers,
         maxWaitMs: o.maxWait !== undefined ? o.maxWait * 1000 : null,

@@ -30,6 +30,8 @@ import {
   nackCapacity,
   readHeader,
   type DataPacket,
+  type AckPacket,
+  DropReason,
 } from './wire.js';
 
 export interface ReceiverOptions {
@@ -95,6 +97,13 @@ interface PartialBlock {
   /** The planned end this receiver last counted on instead of asking (suppression happens once per plan). */
   trustedPlan: number;
 }
+
+const DROP_EXPLANATION: Record<DropReason, string> = {
+  [DropReason.Unspecified]: 'no reason given',
+  [DropReason.Silent]: 'it was not heard from in time',
+  [DropReason.TooSlow]: "it took in data more slowly than the session's minimum receiver rate (use unicast, or a slower session)",
+  [DropReason.Removed]: 'it was removed by the operator',
+};
 
 type Stage = 'listening' | 'joining' | 'receiving' | 'complete' | 'closed' | 'failed';
 
@@ -293,7 +302,7 @@ export class Receiver {
           const ack = decodeAck(buf);
           if (ack.nodeId !== this.opts.nodeId) return;
           this.lastSenderPacket = now;
-          this.onAck(now, ack.kind);
+          this.onAck(now, ack);
           break;
         }
         case PacketType.End:
@@ -379,8 +388,8 @@ export class Receiver {
     this.nextJoinAt = now + Math.min(2000, 100 * 2 ** Math.min(this.joinTries, 5)) * (0.8 + 0.4 * this.random());
   }
 
-  private onAck(now: number, kind: AckKind): void {
-    switch (kind) {
+  private onAck(now: number, a: AckPacket): void {
+    switch (a.kind) {
       case AckKind.Joined:
         if (this.stage === 'joining') {
           this.stage = 'receiving';
@@ -398,7 +407,7 @@ export class Receiver {
         break;
       case AckKind.Dropped:
         if (this.stage === 'complete') this.close(false);
-        else this.fail('dropped', 'the sender dropped this receiver (it was not heard from in time)');
+        else this.fail('dropped', `the sender dropped this receiver: ${DROP_EXPLANATION[a.dropReason ?? DropReason.Unspecified]}`);
         break;
     }
   }
