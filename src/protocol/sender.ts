@@ -196,7 +196,7 @@ export class Sender {
   private readonly pacer: Pacer;
   /** Worst active receiver's recent loss (0..0.5): repair bursts are enlarged by it. */
   private repairLoss = 0;
-  /** Frame rate actually achieved lately (bits/s), measured over 250 ms windows. */
+  /** Frame rate actually achieved lately (bits/s): the last window of at least 250 ms (0: none yet). */
   private sentBps = 0;
   private sentWindowStart = 0;
   private sentWindowBytes = 0;
@@ -624,8 +624,8 @@ export class Sender {
   private housekeeping(now: number): void {
     this.nextHousekeepingAt = now + 100;
     if (now - this.sentWindowStart >= 250) {
-      const bps = ((this.stats.wireBytes - this.sentWindowBytes) * 8 * 1000) / (now - this.sentWindowStart);
-      this.sentBps = this.sentBps === 0 ? bps : 0.5 * this.sentBps + 0.5 * bps;
+      // The last window alone: an average reaching back into quieter times would understate the bottleneck.
+      this.sentBps = ((this.stats.wireBytes - this.sentWindowBytes) * 8 * 1000) / (now - this.sentWindowStart);
       this.sentWindowStart = now;
       this.sentWindowBytes = this.stats.wireBytes;
     }
@@ -675,6 +675,10 @@ export class Sender {
     this.stats.startedAt = now;
     this.lastFeedbackAt = now;
     this.nextAnnounceAt = now;
+    // The rate achieved while waiting says nothing about the transfer's.
+    this.sentBps = 0;
+    this.sentWindowStart = now;
+    this.sentWindowBytes = this.stats.wireBytes;
     this.events.push({ type: 'started', receivers: this.activeCount });
     this.requestReadAhead();
     if (this.geometry.blockCount === 0) this.checkAllDone(now);
