@@ -502,6 +502,20 @@ export class Receiver {
     p.symbols.push(d.payload);
     this.stats.usefulSymbols++;
     if (p.ids.length >= k) this.decodeBlock(now, b, p, k);
+    else if (d.tsn >= k && d.tsn + 1 >= d.plannedEnd) this.burstEnded(now, b);
+  }
+
+  /**
+   * The last planned repair of a block arrived and the block is still short: some of the burst was lost. Ask
+   * again after the quiet time rather than waiting out the retry timer (30 ms or more) meant for lost requests.
+   */
+  private burstEnded(now: number, b: number): void {
+    if (b >= this.eligibleUpTo) return;
+    const due = now + this.quietMs() + this.backoff();
+    if (due < this.nackDue[b]!) {
+      this.nackDue[b] = due;
+      this.schedule.push(due, b);
+    }
   }
 
   private decodeBlock(now: number, b: number, p: PartialBlock, k: number): void {
