@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StepFailure } from './report.js';
 
@@ -111,7 +111,7 @@ export function logicalSectorSize(dev: BlockDevice): number {
 /** For a partition, the whole disk it is on; null for a whole disk. */
 export function parentDisk(dev: BlockDevice): BlockDevice | null {
   if (!existsSync(`/sys/class/block/${dev.name}/partition`)) return null;
-  const name = basename(realpathSync(`/sys/class/block/${dev.name}/..`));
+  const name = basename(dirname(realpathSync(`/sys/class/block/${dev.name}`)));
   return { path: `/dev/${name}`, name };
 }
 

@@ -206,7 +206,7 @@ class SequenceRun {
       if (this.failure) this.state.failure = { step: this.failure.step.path, reason: this.failure.reason, message: this.failure.message };
       this.save();
       if (flow === 'ok') await this.emit('sequence-succeeded', `"${this.sequence.name}" finished`);
-      else await this.emit('sequence-failed', `"${this.sequence.name}" failed at ${this.failure?.step.path} (${this.failure?.step.name}): ${this.failure?.message}`, this.failure ? { reason: this.failure.reason, step: this.failure.step } : {});
+      else await this.emit('sequence-failed', `"${this.sequence.name}" failed at ${this.failure?.step.path} (${this.failure?.step.name}): ${this.failure?.reason}`, this.failure ? { reason: this.failure.reason, step: this.failure.step } : {});
       return this.result(this.state.status, resumed, false);
     } finally {
       await this.targets.detach();

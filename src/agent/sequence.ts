@@ -741,8 +741,11 @@ function checkReferences(c: Checker, sequence: TaskSequence): void {
           c.warn(`${p}/condition`, `variable ${name} is never defined by the sequence; the condition depends on the deployment supplying it`);
         }
       }
+      // apply-settings sets the hostname variable before it renders its files.
+      const ownHostname = s.type === 'apply-settings' && s.hostname !== undefined;
       for (const { field, text } of stepReads(s)) {
         for (const name of referencedVariables(text)) {
+          if (ownHostname && field !== 'hostname' && name.toUpperCase() === HOSTNAME_VARIABLE.toUpperCase()) continue;
           if (defined.has(name.toUpperCase()) || reported.has(`${p}/${field}:${name}`)) continue;
           reported.add(`${p}/${field}:${name}`);
           const later = everDefined.has(name.toUpperCase());
