@@ -162,6 +162,11 @@ class SequenceRun {
   }
 
   async run(): Promise<RunResult> {
+    try {
+      this.targets = new Targets(this.opts.targets, (line) => this.log.write(line));
+    } catch (err) {
+      throw new RunnerSetupError((err as Error).message);
+    }
     mkdirSync(this.opts.workDir, { recursive: true });
     const { resumed } = this.loadOrCreateState();
     if (this.state.status === 'succeeded' || this.state.status === 'failed') {
@@ -177,7 +182,6 @@ class SequenceRun {
       _SequenceVersion: String(this.sequence.version),
     });
     for (const [k, v] of Object.entries(this.state.variables)) this.vars.set(k, v);
-    this.targets = new Targets(this.opts.targets, (line) => this.log.write(line));
 
     try {
       if (!resumed) await this.emit('sequence-started', `running "${this.sequence.name}" version ${this.sequence.version} (${this.ordinals.size} steps) as deployment ${this.state.deploymentId}`);

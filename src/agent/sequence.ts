@@ -573,16 +573,20 @@ function parseStep(c: Checker, value: unknown, path: string): Step | undefined {
       break;
     }
   }
-  return c.errors.length === errorsBefore ? step : undefined;
+  // A group stays (with holes for its broken steps) so references inside it are still checked.
+  return c.errors.length === errorsBefore || step?.type === 'group' ? step : undefined;
 }
 
+/**
+ * Parses a list of steps. A step with errors leaves a hole (undefined) at its index, so that the other steps'
+ * references are still checked at their true paths; a document with any hole is never returned as valid.
+ */
 function parseSteps(c: Checker, value: unknown, path: string): Step[] | undefined {
   if (!Array.isArray(value)) {
     c.error(path, value === undefined ? 'missing required field (an array of steps)' : `must be an array of steps, got ${describe(value)}`);
     return undefined;
   }
-  const steps = value.map((s, i) => parseStep(c, s, `${path}/${i}`));
-  return steps.every((s) => s !== undefined) ? (steps as Step[]) : undefined;
+  return value.map((s, i) => parseStep(c, s, `${path}/${i}`)) as Step[];
 }
 
 /** Validates a document; `sequence` is null when there is any error. */
@@ -620,12 +624,12 @@ export function validateSequence(input: unknown): ValidationResult {
       c.fields(obj, gpath, ['name', 'steps']);
       const gname = c.string(obj, 'name', gpath, false);
       const steps = parseSteps(c, obj.steps, `${gpath}/steps`);
-      if (steps) groups[gid] = { ...(gname !== undefined ? { name: gname } : {}), steps };
+      groups[gid] = { ...(gname !== undefined ? { name: gname } : {}), steps: steps ?? [] };
     }
   }
   const steps = parseSteps(c, doc.steps, '/steps');
   if (steps && steps.length === 0) c.error('/steps', 'a task sequence needs at least one step');
-  if (c.errors.length > 0 || !steps || name === undefined || version === undefined) return { sequence: null, errors: c.errors, warnings: c.warnings };
+  if (!steps || name === undefined || version === undefined) return { sequence: null, errors: c.errors, warnings: c.warnings };
 
   const sequence: TaskSequence = { formatVersion: 1, name, version, ...(description !== undefined ? { description } : {}), variables, parameters, groups, steps };
   checkReferences(c, sequence);
@@ -678,6 +682,7 @@ function checkReferences(c: Checker, sequence: TaskSequence): void {
   const visitIds = (steps: Step[], path: string) =>
     steps.forEach((s, i) => {
       const p = `${path}/${i}`;
+      if (!s) return;
       if (s.id !== undefined) {
         const first = seen.get(s.id);
         if (first) c.error(`${p}/id`, `duplicate step id "${s.id}" (also used at ${first})`);
@@ -690,7 +695,7 @@ function checkReferences(c: Checker, sequence: TaskSequence): void {
 
   // Group references: exist, and no cycle (a group that, through any chain of uses, uses itself).
   const uses = (steps: Step[], path: string): { use: string; path: string }[] =>
-    steps.flatMap((s, i) => (s.type !== 'group' ? [] : s.use !== undefined ? [{ use: s.use, path: `${path}/${i}/use` }] : uses(s.steps!, `${path}/${i}/steps`)));
+    steps.flatMap((s, i) => (s?.type !== 'group' ? [] : s.use !== undefined ? [{ use: s.use, path: `${path}/${i}/use` }] : uses(s.steps!, `${path}/${i}/steps`)));
   let broken = false;
   const checkUses = (steps: Step[], path: string) => {
     for (const u of uses(steps, path)) {
@@ -726,6 +731,7 @@ function checkReferences(c: Checker, sequence: TaskSequence): void {
   const everDefined = new Set<string>([...BUILTIN_VARIABLES, ...Object.keys(sequence.variables), ...sequence.parameters].map((n) => n.toUpperCase()));
   const collectWrites = (steps: Step[]) =>
     steps.forEach((s) => {
+      if (!s) return;
       stepWrites(s).forEach((n) => everDefined.add(n.toUpperCase()));
       if (s.type === 'group') collectWrites(groupSteps(sequence, s));
     });
@@ -735,6 +741,7 @@ function checkReferences(c: Checker, sequence: TaskSequence): void {
   const walk = (steps: Step[], path: string, via: string) =>
     steps.forEach((s, i) => {
       const p = `${path}/${i}`;
+      if (!s) return;
       for (const name of s.condition ? conditionVariables(s.condition) : []) {
         if (!everDefined.has(name.toUpperCase()) && !reported.has(`${p}:${name}`)) {
           reported.add(`${p}:${name}`);

@@ -3,7 +3,7 @@
 // sequence or the server. A target may be a disk image file: it is attached to a loop device for the run.
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { attachLoop, blockDevice, detachLoop, existingLoop, listPartitions, parentDisk, type BlockDevice } from './disk.js';
+import { attachLoop, blockDevice, detachLoop, existingLoop, listPartitions, parentDisk, syncPartitions, type BlockDevice } from './disk.js';
 import { StepFailure } from './report.js';
 
 export interface TargetConfig {
@@ -65,6 +65,8 @@ export class Targets {
           const file = resolve(t.path);
           const existing = await existingLoop(file);
           const device = existing ?? (await attachLoop(file, signal));
+          // --partscan is not honoured everywhere; make the kernel list the image's partitions now.
+          await syncPartitions(device, null, signal);
           this.log(`target ${t.name}: ${existing ? 'using the loop device already attached to' : 'attached'} ${file} as ${device.path}`);
           attached.push({ ...t, device, ownsLoop: !existing });
         } else if (stat.isBlockDevice()) {

@@ -6,6 +6,7 @@ import cliProgress from 'cli-progress';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
+  checkTargetConfigs,
   defaultAgentConfig,
   DirectoryContentProvider,
   loadAgentConfig,
@@ -193,6 +194,7 @@ export function registerAgentCommands(program: Command): void {
         }
         const fromFlags = (o.target as string[]).map((t, i) => parseTargetOption(t, config!.targets.length + i));
         config.targets = [...config.targets, ...fromFlags];
+        checkTargetConfigs(config.targets);
       } catch (err) {
         say((err as Error).message);
         process.exitCode = AgentExit.usage;
@@ -254,7 +256,7 @@ export function registerAgentCommands(program: Command): void {
       if (!quiet) {
         if (result.alreadyFinished) say(`this run already ${result.status} (state file ${statePath}); move the state file away to run the sequence again`);
         if (result.status === 'restart-requested') say(`restart requested: restart the machine (or just run the same command again) to continue; state in ${statePath}`);
-        if (result.status === 'failed' && result.failure) say(`failed at ${result.failure.step.path} "${result.failure.step.name}" (${result.failure.reason}): ${result.failure.message}`);
+        if (result.alreadyFinished && result.failure) say(`failed at ${result.failure.step.path} "${result.failure.step.name}" (${result.failure.reason}): ${result.failure.message}`);
         if (result.status === 'interrupted') say(`interrupted; run the same command again to continue (state in ${statePath})`);
         if (result.status === 'succeeded' && !result.alreadyFinished) say(`"${sequence.name}" finished; log in ${logPath}`);
       }

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decompressor, formatImageReference, parseImageReference, type FetchedContent } from '../content.js';
 import { assertDiskNotInUse, assertPartitionNotInUse, deviceSize, filesystemType, runTool, syncPartitions, withMounted, type BlockDevice } from '../disk.js';
@@ -88,7 +88,20 @@ export async function writeRaw(content: FetchedContent, device: BlockDevice, ctx
   const decompress = decompressor(content.format);
   try {
     const source = createReadStream(content.path, { highWaterMark: CHUNK });
-    const sink = fh.createWriteStream({ autoClose: false, highWaterMark: CHUNK });
+    let position = 0;
+    const sink = new Writable({
+      highWaterMark: CHUNK,
+      write(chunk: Buffer, _enc, cb) {
+        const writeAll = async () => {
+          for (let off = 0; off < chunk.length; ) {
+            const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position);
+            off += bytesWritten;
+            position += bytesWritten;
+          }
+        };
+        writeAll().then(() => cb(), cb);
+      },
+    });
     if (decompress) await pipeline(source, tap, decompress, limit, sink, { signal: ctx.signal });
     else await pipeline(source, tap, limit, sink, { signal: ctx.signal });
     await fh.sync();
