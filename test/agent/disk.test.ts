@@ -240,3 +240,48 @@ test('raw images, gzip and zstd, written byte-exact to whole disks; exact failur
   assert.deepEqual(failed, ['disk-too-small', 'content-not-found', 'hash-mismatch', 'target-not-allowed', 'unsupported-image']);
   assert.ok(w.messages.some((m) => m.kind === 'step-progress' && m.progress?.phase === 'write'), 'progress reported while writing');
 });
+
+test('MBR with percent sizing, swap and ext4: a WIM applied through a mount, hostname in etc/hostname', { skip: skip || (!has('mkfs.ext4') || !has('debugfs') ? 'needs e2fsprogs' : false) }, async (t) => {
+  const w = workspace(t);
+  const diskFile = w.disk('linux.img', 64);
+  mkdirSync(join(w.dir, 'root', 'etc'), { recursive: true });
+  writeFileSync(join(w.dir, 'root', 'etc', 'os-release'), 'NAME=Test\n');
+  execFileSync('wimcapture', [join(w.dir, 'root'), join(w.media, 'root.wim'), 'root'], { stdio: 'ignore' });
+  w.addImage({ name: 'linux', version: 1, file: 'root.wim', format: 'wim' });
+  const doc = {
+    formatVersion: 1,
+    name: 'Linux',
+    version: 1,
+    steps: [
+      {
+        type: 'partition-disk',
+        disk: 'disk0',
+        layout: 'mbr',
+        partitions: [
+          { type: 'swap', percent: 25, label: 'swap' },
+          { type: 'linux', remaining: true, filesystem: 'ext4', label: 'root-%_DeviceName%', variable: 'ROOT', bootable: true },
+        ],
+      },
+      { type: 'apply-image', image: 'linux', destination: { partition: 'ROOT' } },
+      { type: 'apply-settings', partition: 'ROOT', hostname: '%_DeviceName%', files: [{ path: '/etc/fleetcast/deployment', template: '%_DeploymentID%\n', mode: '0600' }] },
+      { id: 'escape', type: 'apply-settings', partition: 'ROOT', files: [{ path: '../../outside', template: 'x' }], continueOnError: true },
+    ],
+  };
+  const result = await runSequence(w.options(doc, [{ name: 'disk0', path: diskFile }]));
+  assert.equal(result.status, 'succeeded', JSON.stringify(result.failure));
+  assert.equal(result.steps.find((s) => s.id === 'escape')!.reason, 'invalid-value');
+  assert.deepEqual(loopsOf(diskFile), []);
+  inspect(diskFile, (part) => {
+    const table = execFileSync('sfdisk', ['--dump', diskFile], { encoding: 'utf8' });
+    assert.match(table, /label: dos/);
+    assert.match(table, /size=\s*30720, type=82/, '25 % of the 62 MiB left after the 1 MiB lead-in, in MiB: 15 MiB');
+    assert.match(table, /type=83, bootable/);
+    assert.match(execFileSync('blkid', ['-p', '-o', 'export', part(1)], { encoding: 'utf8' }), /TYPE=swap/);
+    assert.match(execFileSync('blkid', ['-p', '-o', 'export', part(2)], { encoding: 'utf8' }), /LABEL=root-lab-pc/);
+    const cat = (path: string) => execFileSync('debugfs', ['-R', `cat ${path}`, part(2)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    assert.equal(cat('/etc/os-release'), 'NAME=Test\n');
+    assert.equal(cat('/etc/hostname'), 'lab-pc\n');
+    assert.equal(cat('/etc/fleetcast/deployment'), 'DEP-7\n');
+    assert.match(execFileSync('debugfs', ['-R', 'stat /etc/fleetcast/deployment', part(2)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), /Mode:\s+0600/);
+  });
+});
