@@ -12,6 +12,7 @@ export type FailureReason =
   | 'hash-mismatch' // the content's bytes do not match its digest
   | 'disk-too-small' // the image does not fit the destination
   | 'unsupported-image' // e.g. a WIM to a whole disk, an ISO to a partition
+  | 'corrupt-image' // compressed data that does not decompress
   | 'exit-code' // a command ended with an exit code not in its success codes
   | 'signal' // a command was killed by a signal
   | 'timeout' // a command ran past its timeout

@@ -189,6 +189,8 @@ test('raw images, gzip and zstd, written byte-exact to whole disks; exact failur
   // 20 MiB that compress to almost nothing, no uncompressedSize in the manifest: found out while writing.
   writeFileSync(join(w.media, 'big.raw.gz'), gzipSync(Buffer.alloc(20 * MiB, 7)));
   w.addImage({ name: 'big', version: 1, file: 'big.raw.gz', format: 'gzip' });
+  writeFileSync(join(w.media, 'truncated.raw.gz'), gzipSync(image).subarray(0, 100_000));
+  w.addImage({ name: 'truncated', version: 1, file: 'truncated.raw.gz', format: 'gzip' });
   writeFileSync(join(w.media, 'tampered.raw'), randomBytes(MiB));
   w.addImage({ name: 'tampered', version: 1, file: 'tampered.raw', format: 'raw', sha256: '0'.repeat(64) });
   mkdirSync(join(w.dir, 'wimsrc'));
@@ -208,6 +210,7 @@ test('raw images, gzip and zstd, written byte-exact to whole disks; exact failur
       apply('gz', 'gz', 'disk0'),
       ...(zstd ? [apply('zst', 'zst', disk1)] : []),
       apply('big', 'big', 'small'),
+      apply('truncated', 'truncated', 'small'),
       apply('missing', 'nothing/3', 'disk0'),
       apply('tampered', 'tampered', 'disk0'),
       apply('unlisted', 'gz', 'disk9'),
@@ -228,6 +231,8 @@ test('raw images, gzip and zstd, written byte-exact to whole disks; exact failur
   }
   assert.equal(step('big').reason, 'disk-too-small');
   assert.match(step('big').message!, /disk too small for the image: it decompresses to more than \/dev\/loop\d+'s 8388608 bytes/);
+  assert.equal(step('truncated').reason, 'corrupt-image');
+  assert.match(step('truncated').message!, /the gzip image data is corrupt: unexpected end of file/);
   assert.equal(step('missing').reason, 'content-not-found');
   assert.match(step('missing').message!, /image nothing\/3 is not in the content folder .* \(it has: gz\/1, .*files\/1\)/);
   assert.equal(step('tampered').reason, 'hash-mismatch');
@@ -237,7 +242,7 @@ test('raw images, gzip and zstd, written byte-exact to whole disks; exact failur
   assert.equal(step('wim-to-disk').reason, 'unsupported-image');
   assert.ok(statSync(disk0).size === 16 * MiB);
   const failed = w.messages.filter((m) => m.kind === 'step-failed').map((m) => m.reason);
-  assert.deepEqual(failed, ['disk-too-small', 'content-not-found', 'hash-mismatch', 'target-not-allowed', 'unsupported-image']);
+  assert.deepEqual(failed, ['disk-too-small', 'corrupt-image', 'content-not-found', 'hash-mismatch', 'target-not-allowed', 'unsupported-image']);
   assert.ok(w.messages.some((m) => m.kind === 'step-progress' && m.progress?.phase === 'write'), 'progress reported while writing');
 });
 

@@ -110,7 +110,7 @@ export async function writeRaw(content: FetchedContent, device: BlockDevice, ctx
     if (ctx.signal.aborted) throw new StepFailure('interrupted', `interrupted while writing ${device.path}`);
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOSPC') throw new StepFailure('disk-too-small', `disk too small for the image: ${device.path} is full after ${written} bytes`);
-    if (e.code?.startsWith('Z_') || /zstd|incorrect header|unexpected end/i.test(e.message)) throw new StepFailure('hash-mismatch', `the ${content.format} image data is corrupt: ${e.message}`);
+    if (e.code?.startsWith('Z_') || /zstd|incorrect header|unexpected end/i.test(e.message)) throw new StepFailure('corrupt-image', `the ${content.format} image data is corrupt: ${e.message}`);
     throw new StepFailure('io', `writing ${device.path} failed after ${written} bytes: ${e.message}`);
   } finally {
     await fh.close();
