@@ -65,10 +65,10 @@ export class Targets {
           const file = resolve(t.path);
           const existing = await existingLoop(file);
           const device = existing ?? (await attachLoop(file, signal));
+          attached.push({ ...t, device, ownsLoop: !existing });
+          this.log(`target ${t.name}: ${existing ? 'using the loop device already attached to' : 'attached'} ${file} as ${device.path}`);
           // --partscan is not honoured everywhere; make the kernel list the image's partitions now.
           await syncPartitions(device, null, signal);
-          this.log(`target ${t.name}: ${existing ? 'using the loop device already attached to' : 'attached'} ${file} as ${device.path}`);
-          attached.push({ ...t, device, ownsLoop: !existing });
         } else if (stat.isBlockDevice()) {
           const device = blockDevice(t.path);
           if (parentDisk(device)) throw new StepFailure('target-not-allowed', `target ${t.name}: ${t.path} is a partition; configure the whole disk`);
