@@ -4,15 +4,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { Decompress as ZstdDecompress } from 'fzstd';
+import { CHUNK_BYTES } from '../content/stream.js';
+import { IMAGE_FORMATS, type ImageFormat } from '../content/formats.js';
 import { StepFailure } from './report.js';
-
-/** Same names as the content library's ImageFormat (src/content). */
-export type ImageFormat = 'raw' | 'gzip' | 'zstd' | 'iso' | 'wim';
-export const IMAGE_FORMATS: readonly ImageFormat[] = ['raw', 'gzip', 'zstd', 'iso', 'wim'];
 
 export interface ImageReference {
   name: string;
@@ -130,7 +126,7 @@ export async function sha256File(path: string, opts: FetchOptions = {}): Promise
   const total = (await fs.stat(path)).size;
   let done = 0;
   try {
-    await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), new Transform({
+    await pipeline(createReadStream(path, { highWaterMark: CHUNK_BYTES }), new Transform({
       transform(chunk: Buffer, _enc, cb) {
         hash.update(chunk);
         done += chunk.length;
@@ -143,36 +139,4 @@ export async function sha256File(path: string, opts: FetchOptions = {}): Promise
     throw new StepFailure('io', `cannot read ${path}: ${(err as Error).message}`);
   }
   return hash.digest('hex');
-}
-
-/** zstd decompression as a stream (fzstd is pure JavaScript, constant memory). */
-class ZstdStream extends Transform {
-  private readonly decoder = new ZstdDecompress((chunk) => {
-    this.push(Buffer.from(chunk));
-  });
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      this.decoder.push(chunk);
-      cb();
-    } catch (err) {
-      cb(new Error(`zstd data is corrupt: ${(err as Error).message}`));
-    }
-  }
-
-  override _flush(cb: TransformCallback): void {
-    try {
-      this.decoder.push(new Uint8Array(0), true);
-      cb();
-    } catch (err) {
-      cb(new Error(`zstd data is truncated or corrupt: ${(err as Error).message}`));
-    }
-  }
-}
-
-/** The transform that turns stored bytes into disk bytes, or null when they are the same. */
-export function decompressor(format: ImageFormat): Transform | null {
-  if (format === 'gzip') return createGunzip();
-  if (format === 'zstd') return new ZstdStream();
-  return null;
 }

@@ -6,7 +6,9 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { decompressor, formatImageReference, parseImageReference, type FetchedContent } from '../content.js';
+import { formatImageReference, parseImageReference, type FetchedContent } from '../content.js';
+import { writeAll } from '../../content/files.js';
+import { decompressor, isCompressed } from '../../content/stream.js';
 import { assertDiskNotInUse, assertPartitionNotInUse, deviceSize, filesystemType, runTool, syncPartitions, withMounted, type BlockDevice } from '../disk.js';
 import { StepFailure } from '../report.js';
 import type { ApplyImageStep } from '../sequence.js';
@@ -57,8 +59,7 @@ export async function applyImage(step: ApplyImageStep, ctx: StepContext): Promis
 /** Streams stored bytes → hash → decompress → device, checking capacity and the digest. */
 export async function writeRaw(content: FetchedContent, device: BlockDevice, ctx: StepContext): Promise<void> {
   const capacity = deviceSize(device);
-  const compressed = content.format === 'gzip' || content.format === 'zstd';
-  const imageBytes = compressed ? content.uncompressedSize : content.size;
+  const imageBytes = isCompressed(content.format) ? content.uncompressedSize : content.size;
   if (imageBytes !== undefined && imageBytes > capacity) {
     throw new StepFailure('disk-too-small', `disk too small for the image: it needs ${imageBytes} bytes, ${device.path} has ${capacity}`, { imageBytes, capacity });
   }
@@ -85,21 +86,13 @@ export async function writeRaw(content: FetchedContent, device: BlockDevice, ctx
   const fh = await open(device.path, constants.O_WRONLY | constants.O_EXCL).catch((err: NodeJS.ErrnoException) => {
     throw new StepFailure(err.code === 'EBUSY' ? 'target-in-use' : 'io', `cannot open ${device.path} for writing: ${err.message}`);
   });
-  const decompress = decompressor(content.format);
+  const decompress = isCompressed(content.format) ? decompressor(content.format) : null;
   try {
     const source = createReadStream(content.path, { highWaterMark: CHUNK });
-    let position = 0;
     const sink = new Writable({
       highWaterMark: CHUNK,
       write(chunk: Buffer, _enc, cb) {
-        const writeAll = async () => {
-          for (let off = 0; off < chunk.length; ) {
-            const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position);
-            off += bytesWritten;
-            position += bytesWritten;
-          }
-        };
-        writeAll().then(() => cb(), cb);
+        writeAll(fh, chunk).then(() => cb(), cb);
       },
     });
     if (decompress) await pipeline(source, tap, decompress, limit, sink, { signal: ctx.signal });
@@ -110,7 +103,8 @@ export async function writeRaw(content: FetchedContent, device: BlockDevice, ctx
     if (ctx.signal.aborted) throw new StepFailure('interrupted', `interrupted while writing ${device.path}`);
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOSPC') throw new StepFailure('disk-too-small', `disk too small for the image: ${device.path} is full after ${written} bytes`);
-    if (e.code?.startsWith('Z_') || /zstd|incorrect header|unexpected end/i.test(e.message)) throw new StepFailure('corrupt-image', `the ${content.format} image data is corrupt: ${e.message}`);
+    // zlib's Z_* codes; the content library's zstd decoder says 'corrupt'.
+    if (e.code?.startsWith('Z_') || e.code === 'corrupt') throw new StepFailure('corrupt-image', `the ${content.format} image data is corrupt: ${e.message}`);
     throw new StepFailure('io', `writing ${device.path} failed after ${written} bytes: ${e.message}`);
   } finally {
     await fh.close();
