@@ -11,6 +11,7 @@ import { fecKernelName } from '../fec/index.js';
 import { sendImage, receiveImage, type ReceiveResult } from '../transport/session.js';
 import type { SenderSummary } from '../protocol/sender.js';
 import { formatBytes, formatRate, parseIntOption, parseRate, parseSeconds } from './units.js';
+import { registerAgentCommands } from './agent-commands.js';
 
 /** Exit codes (README "Exit codes"). */
 export const Exit = {
@@ -244,6 +245,8 @@ endpointOptions(
 });
 
 class UsageError extends Error {}
+
+registerAgentCommands(program);
 
 // `npm start` with no command: show what the tool can do.
 program.action(() => program.outputHelp());
