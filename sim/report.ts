@@ -1,5 +1,5 @@
 // The markdown table of `npm run sim`.
-import type { RunResult, Scenario } from './scenario.js';
+import { PACING_SHARE, type RunResult, type Scenario } from './scenario.js';
 
 export type ReportConfig = Pick<Scenario, 'seed' | 'blocks' | 'k' | 'simSymbolSize' | 'nominalSymbolSize' | 'rateBps' | 'delayMs' | 'jitterMs'>;
 
@@ -34,7 +34,7 @@ export function markdownTable(results: RunResult[], scenarios: Scenario[], confi
   lines.push(
     `Image: ${config.blocks} blocks × k=${config.k} × ${config.nominalSymbolSize} B = ${(imageBytes / 1e6).toFixed(2)} MB ` +
       `(simulated with ${config.simSymbolSize}-byte symbols; bytes and link times are charged at ${config.nominalSymbolSize} B per symbol). ` +
-      `Uplink ${fixed(config.rateBps / 1e6, 0)} Mbit/s, both senders pace at that rate; one-way delays spread over ` +
+      `Uplink ${fixed(config.rateBps / 1e6, 0)} Mbit/s, both senders pace at ${PACING_SHARE * 100} % of it; one-way delays spread over ` +
       `${config.delayMs[0]}–${config.delayMs[1]} ms${config.jitterMs > 0 ? `, jitter ${config.jitterMs} ms` : ''}; ` +
       `loss on every receiver's link in both directions; seed ${config.seed}.`,
   );

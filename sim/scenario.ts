@@ -146,7 +146,7 @@ export function scenarioImage(s: Scenario): Uint8Array {
 
 const SETTLE_MS = 500;
 /** The sender paces at this share of the uplink. */
-const PACING_SHARE = 0.95;
+export const PACING_SHARE = 0.95;
 /** Start anyway this long after the first join (a receiver whose joins all get lost must not stall the run). */
 const MAX_WAIT_MS = 5000;
 

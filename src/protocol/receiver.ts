@@ -218,12 +218,12 @@ export class Receiver {
   handleTimeout(now: number): void {
     if (this.isDone) return;
     if (this.stage === 'listening') {
-      if (this.opts.startTimeoutMs != null && now - this.startedAt >= this.opts.startTimeoutMs) {
+      if (this.opts.startTimeoutMs != null && now >= this.startedAt + this.opts.startTimeoutMs) {
         this.fail('timeout', `no sender announced a session within ${Math.round(this.opts.startTimeoutMs / 1000)} s${this.keyHint()}`);
       }
       return;
     }
-    if (now - this.lastSenderPacket >= this.idleTimeout()) {
+    if (now >= this.lastSenderPacket + this.idleTimeout()) {
       const what = this.stage === 'complete' ? 'confirmation' : 'data';
       if (this.stage === 'complete') {
         this.close(false);

@@ -657,12 +657,13 @@ export class Sender {
     const n = this.activeCount;
     if (n >= this.opts.minReceivers && n > 0) {
       this.minReachedAt ??= now;
-      if (now - this.minReachedAt >= this.opts.settleMs) this.start(now);
+      // Compared as the deadline is computed (now - a >= b can differ from now >= a + b in floating point).
+      if (now >= this.minReachedAt + this.opts.settleMs) this.start(now);
       else this.nextHousekeepingAt = Math.min(this.nextHousekeepingAt, this.minReachedAt + this.opts.settleMs);
     } else {
       this.minReachedAt = null;
       if (this.opts.maxWaitMs !== null && this.firstJoinAt !== null && n > 0) {
-        if (now - this.firstJoinAt >= this.opts.maxWaitMs) this.start(now);
+        if (now >= this.firstJoinAt + this.opts.maxWaitMs) this.start(now);
         else this.nextHousekeepingAt = Math.min(this.nextHousekeepingAt, this.firstJoinAt + this.opts.maxWaitMs);
       }
     }
@@ -835,8 +836,10 @@ export class Sender {
 
   /** Picks the block to send from: the burst in progress, then repairs, then the first pass, then catch-up. */
   private pickBlock(): number {
-    if (this.currentBurst >= 0 && this.pending(this.currentBurst) && this.cache.has(this.currentBurst)) {
-      return this.currentBurst;
+    if (this.currentBurst >= 0 && this.pending(this.currentBurst)) {
+      if (this.cache.has(this.currentBurst)) return this.currentBurst;
+      // Evicted mid-burst (the cache is smaller than the image): read it again rather than spin waiting for it.
+      this.request(this.currentBurst);
     }
     for (let i = 0; i < this.urgent.length && i < 16; i++) {
       const b = this.urgent[i]!;

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SimNetwork, seededRandom, type LinkOptions, type NetworkOptions } from '../../sim/network.js';
-import type { SenderOptions } from '../../src/protocol/sender.js';
+import { Sender, type SenderOptions } from '../../src/protocol/sender.js';
+import { encodeJoin } from '../../src/protocol/wire.js';
 import { PacketProtector } from '../../src/protocol/crypto.js';
 
 function image(bytes: number, seed = 1): Uint8Array {
@@ -274,6 +275,23 @@ test('an application can drop a receiver; it is told why and the others go on', 
   assert.equal(net.receivers[1]!.outcome, 'failed');
   assert.match(net.receivers[1]!.failure ?? '', /removed by the operator/);
   assert.equal(net.summary!.receivers.find((r) => r.nodeId === 1001)!.reason, 'moved to unicast');
+});
+
+test('the start deadline is met exactly: no spinning on a deadline that floating point puts a hair early', () => {
+  // 100.0274 + 500 - 100.0274 < 500 in binary floating point.
+  const joinedAt = 100.0274;
+  const sender = new Sender({ sessionId: 7, imageSize: 10_000, symbolSize: 1000, blockSymbols: 8, settleMs: 500 }, 0);
+  sender.handleDatagram(joinedAt, encodeJoin(7, { nodeId: 1, echo: { timestamp: 0, delay: 0 }, name: 'r' }), '198.18.0.2:5000');
+  // Step through the sender's timers as an event loop would: it must start at the settle deadline (a sender
+  // that misses it asks to be woken at the same instant again and again).
+  let now = joinedAt;
+  for (let wakeUps = 0; sender.getStats().phase === 'waiting' && wakeUps < 50; wakeUps++) {
+    while (sender.poll(now));
+    now = Math.max(now, sender.nextTimeout(now)!);
+    sender.handleTimeout(now);
+  }
+  assert.equal(sender.getStats().startedAt, joinedAt + 500);
+  assert.equal(sender.getStats().phase, 'transferring');
 });
 
 test('same seed, same run', () => {
