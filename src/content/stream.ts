@@ -1,0 +1,31 @@
+// The bytes of an image as they go onto a disk: compressed images are decompressed on the fly.
+import { createReadStream } from 'node:fs';
+import { pipeline, type Transform } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { ImageFormat } from './formats.js';
+import { ZstdDecoder } from './zstd.js';
+
+/** Read size for images: large enough that syscalls and hashing calls do not dominate. */
+export const CHUNK_BYTES = 1 << 20;
+
+export type CompressedFormat = 'gzip' | 'zstd';
+
+export function isCompressed(format: ImageFormat): format is CompressedFormat {
+  return format === 'gzip' || format === 'zstd';
+}
+
+/** A fresh decompressing transform; both check their own integrity (gzip CRC-32 and length, zstd XXH64 and size). */
+export function decompressor(format: CompressedFormat): Transform {
+  return format === 'gzip' ? createGunzip({ chunkSize: 256 * 1024 }) : new ZstdDecoder();
+}
+
+/**
+ * The image file at `path` as the bytes that land on a disk: gzip and zstd are decompressed, raw, ISO and WIM
+ * pass through unchanged. Read and decompression errors are emitted by the returned stream.
+ */
+export function openImageStream(path: string, format: ImageFormat): NodeJS.ReadableStream {
+  const file = createReadStream(path, { highWaterMark: CHUNK_BYTES });
+  if (!isCompressed(format)) return file;
+  // pipeline() destroys both on an error, so a read error reaches whoever reads the decompressed side.
+  return pipeline(file, decompressor(format), () => {});
+}
