@@ -111,6 +111,10 @@ function imageText(i: ImageRecord): string {
   return lines.join('\n');
 }
 
+function delayText(seconds: number): string {
+  return seconds % 60 === 0 ? `${seconds / 60} min` : seconds > 60 ? `${(seconds / 60).toFixed(2)} min` : `${seconds} s`;
+}
+
 function dpText(s: DpSettings): string {
   return [
     `multicast              ${s.multicastEnabled ? 'enabled' : 'disabled'}`,
@@ -118,7 +122,7 @@ function dpText(s: DpSettings): string {
     `UDP ports              ${s.portStart} – ${s.portEnd}`,
     `client transfer rate   ${rateText(s.transferRateBps)}`,
     `maximum clients        ${s.maxClients}`,
-    `scheduled multicast    ${s.scheduledMulticast ? `yes: start after ${s.sessionStartDelaySeconds / 60} min or at ${s.minimumSessionSize} clients` : 'no: a session starts when its first client asks'}`,
+    `scheduled multicast    ${s.scheduledMulticast ? `yes: start after ${delayText(s.sessionStartDelaySeconds)} or at ${s.minimumSessionSize} clients` : 'no: a session starts when its first client asks'}`,
     `auto-cast              ${s.autoCast ? 'yes: clients may join a running session and catch up' : 'no'}`,
     `slow clients           ${s.slowClientHandling === 'none' ? 'no action' : `${s.slowClientHandling} below ${rateText(s.slowClientThresholdBps)}`}`,
   ].join('\n');

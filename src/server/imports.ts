@@ -113,7 +113,7 @@ export class ImportJobs {
       job.stage = 'hashing blocks';
       for (const encrypted of [false, true]) {
         if (signal.aborted) throw cancelled();
-        await this.store.blockHashes(result.digest, sessionGeometry(this.geometries.mtu, 4, encrypted).blockBytes);
+        await this.store.blockHashes(result.digest, sessionGeometry(this.geometries.mtu, 4, encrypted).blockBytes, { signal });
       }
       if (signal.aborted) throw cancelled();
       job.stage = 'recording';

@@ -33,7 +33,8 @@ const idParams = { type: 'object', properties: { id: { type: 'integer', minimum:
 const limit = { type: 'integer', minimum: 1, maximum: 10000, default: 200 } as const;
 
 export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  const { repos, sessions, imports, settings } = ctx;
+  // ctx's members are read per request: the session manager and import jobs are attached after the app is built.
+  const { repos, settings } = ctx;
   const tags = (t: string) => ({ tags: [t], security: [{ bearer: [] }] });
 
   app.get('/api/v1/status', {
@@ -61,8 +62,8 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
       database: repos.describe(),
       contentRoot: join(ctx.config.dataDir, 'content'),
       multicastInterface: ctx.config.interface,
-      liveSessions: sessions.liveSessions(),
-      runningImports: imports.list().filter((j) => j.state === 'running').length,
+      liveSessions: ctx.sessions.liveSessions(),
+      runningImports: ctx.imports.list().filter((j) => j.state === 'running').length,
     }),
   });
 
@@ -91,7 +92,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
     schema: { ...tags('images'), summary: 'delete an image (refused while a session uses it)', params: nameParams, response: { 204: { type: 'null' }, ...errors } },
     handler: async (req, reply) => {
       const image = await findImage(ctx, req.params.name);
-      if (sessions.imageInUse(image.id) || (await repos.sessions.countLiveForImage(image.id)) > 0) {
+      if (ctx.sessions.imageInUse(image.id) || (await repos.sessions.countLiveForImage(image.id)) > 0) {
         throw new HttpError(409, `image "${image.name}" is in use by a live multicast session: wait for it to end or cancel it (fleetcast session list / session cancel ID)`);
       }
       await repos.images.delete(image.name);
@@ -141,17 +142,17 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get('/api/v1/imports', {
     schema: { ...tags('images'), summary: 'import jobs since the server started', response: { 200: { type: 'array', items: importJobSchema } } },
-    handler: async () => imports.list(),
+    handler: async () => ctx.imports.list(),
   });
 
   app.get<{ Params: { id: string } }>('/api/v1/imports/:id', {
     schema: { ...tags('images'), summary: 'progress of an import', params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 200: importJobSchema, ...errors } },
-    handler: async (req) => imports.get(req.params.id) ?? notFound(`no import job ${req.params.id}`),
+    handler: async (req) => ctx.imports.get(req.params.id) ?? notFound(`no import job ${req.params.id}`),
   });
 
   app.delete<{ Params: { id: string } }>('/api/v1/imports/:id', {
     schema: { ...tags('images'), summary: 'cancel an import (nothing of it stays in the library)', params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 200: importJobSchema, ...errors } },
-    handler: async (req) => (await imports.cancel(req.params.id)) ?? notFound(`no import job ${req.params.id}`),
+    handler: async (req) => (await ctx.imports.cancel(req.params.id)) ?? notFound(`no import job ${req.params.id}`),
   });
 
   // ---- distribution point settings -------------------------------------------------------------------------
@@ -186,7 +187,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     handler: async (req) => {
       const list = await repos.sessions.list({ state: req.query.state, imageName: req.query.image, limit: req.query.limit });
-      return list.map((s) => ({ ...s, live: sessions.status(s.id) ?? null }));
+      return list.map((s) => ({ ...s, live: ctx.sessions.status(s.id) ?? null }));
     },
   });
 
@@ -194,7 +195,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
     schema: { ...tags('sessions'), summary: 'a session, with live status (per-client progress) while it runs', params: idParams, response: { 200: sessionSchema, ...errors } },
     handler: async (req) => {
       const s = (await repos.sessions.get(req.params.id)) ?? notFound(`no session ${req.params.id}`);
-      return { ...s, live: sessions.status(s.id) ?? null };
+      return { ...s, live: ctx.sessions.status(s.id) ?? null };
     },
   });
 
@@ -209,7 +210,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
     handler: async (req) => {
       const s = (await repos.sessions.get(req.params.id)) ?? notFound(`no session ${req.params.id}`);
       const reason = `cancelled by an administrator${req.body?.reason ? `: ${req.body.reason}` : ''}`;
-      if (!(await sessions.cancel(s.id, reason))) throw new HttpError(409, `session ${s.id} is not live (it is ${s.state})`);
+      if (!(await ctx.sessions.cancel(s.id, reason))) throw new HttpError(409, `session ${s.id} is not live (it is ${s.state})`);
       return { ...(await repos.sessions.get(s.id))!, live: null };
     },
   });
