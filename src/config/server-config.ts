@@ -61,7 +61,7 @@ export const ENV_NAMES: Record<keyof ConfigInput, string> = {
 
 /** "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" or just a port (then on 127.0.0.1). */
 export function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))?:?(\d+)$/.exec(text.trim());
+  const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):)?(\d+)$/.exec(text.trim());
   const host = m ? (m[1] ?? m[2] ?? '127.0.0.1') : '';
   const port = m ? Number(m[3]) : NaN;
   if (!m || !(port >= 0 && port <= 65535) || (host !== 'localhost' && isIP(host) === 0)) {
