@@ -134,6 +134,9 @@ function sessionRow(s: SessionView): string[] {
 }
 
 export function registerServerCommands(program: Command): void {
+  // `image import --version 2.1` and `fetch --version` mean the image's version: the program's own
+  // --version (print fleetcast's) is only recognized before the command name.
+  program.enablePositionalOptions();
   // ---- server ---------------------------------------------------------------------------------------------
   program
     .command('server')

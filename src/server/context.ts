@@ -7,6 +7,9 @@ import type { DpSettingsStore } from './dp-settings.js';
 import type { ImportJobs } from './imports.js';
 import type { SessionManager } from './session-manager.js';
 
+/** Folder of the data folder where uploads are spooled before their import. */
+export const UPLOADS_DIR = 'uploads';
+
 export interface ServerContext {
   config: ServerConfig;
   repos: Repositories;

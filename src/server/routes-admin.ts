@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import type { ImageFormat } from '../content/index.js';
 import { ConflictError, type ClientOutcome, type ImageChanges, type SessionState } from '../db/repositories.js';
-import { HttpError, type ServerContext } from './context.js';
+import { HttpError, UPLOADS_DIR, type ServerContext } from './context.js';
 import { SettingsError, type DpSettings } from './dp-settings.js';
 import { checkPackageSettings, type ImportRequest } from './imports.js';
 import {
@@ -126,7 +126,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     handler: async (req, reply) => {
       if (!req.headers['content-type']?.startsWith('application/octet-stream')) throw new HttpError(415, 'send the image as application/octet-stream');
-      const dir = join(ctx.config.dataDir, 'uploads');
+      const dir = join(ctx.config.dataDir, UPLOADS_DIR);
       await fs.mkdir(dir, { recursive: true });
       const spool = join(dir, `${randomUUID()}.upload`);
       const cleanup = () => fs.rm(spool, { force: true });

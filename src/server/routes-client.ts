@@ -58,15 +58,15 @@ export function clientRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   });
 
-  app.get<{ Params: { digest: string } }>('/content/:digest', {
-    schema: {
-      tags,
-      summary: 'image content over HTTP: Range requests (resumable), ETag = SHA-256 digest',
-      params: { type: 'object', properties: { digest: digestSchema }, required: ['digest'] },
-      response: { 404: errorSchema, 416: errorSchema },
-    },
-    handler: async (req, reply) => sendContent(ctx, req, reply, req.params.digest),
-  });
+  const contentSchema = {
+    tags,
+    summary: 'image content over HTTP: Range requests (resumable), ETag = SHA-256 digest',
+    params: { type: 'object', properties: { digest: digestSchema }, required: ['digest'] },
+    response: { 404: errorSchema, 416: errorSchema },
+  };
+  // HEAD is its own route: fastify's automatic one would read the whole (possibly huge) file to discard it.
+  app.get<{ Params: { digest: string } }>('/content/:digest', { exposeHeadRoute: false, schema: contentSchema, handler: async (req, reply) => sendContent(ctx, req, reply, req.params.digest) });
+  app.head<{ Params: { digest: string } }>('/content/:digest', { schema: { ...contentSchema, summary: 'size and ETag of image content' }, handler: async (req, reply) => sendContent(ctx, req, reply, req.params.digest) });
 }
 
 /** Serves a stored object with single-range support (what resumable downloaders use). */
@@ -85,7 +85,7 @@ async function sendContent(ctx: ServerContext, req: FastifyRequest, reply: Fasti
   if (!range || (ifRange !== undefined && ifRange !== etag)) {
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();
     reply.header('Content-Length', size);
-    return reply.send(req.method === 'HEAD' ? null : createReadStream(path));
+    return reply.send(req.method === 'HEAD' ? undefined : createReadStream(path));
   }
   const span = parseRange(range, size);
   if (!span) {
@@ -94,7 +94,7 @@ async function sendContent(ctx: ServerContext, req: FastifyRequest, reply: Fasti
   }
   const [start, end] = span;
   reply.code(206).header('Content-Range', `bytes ${start}-${end}/${size}`).header('Content-Length', end - start + 1);
-  return reply.send(req.method === 'HEAD' ? null : createReadStream(path, { start, end }));
+  return reply.send(req.method === 'HEAD' ? undefined : createReadStream(path, { start, end }));
 }
 
 /** "bytes=0-99", "bytes=100-", "bytes=-500" → inclusive [start, end]; null if unsatisfiable or several ranges. */

@@ -1,5 +1,5 @@
 // `fleetcast server`: composes the database, content store, session manager and HTTP API into one process.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ContentStore } from '../content/index.js';
@@ -7,7 +7,7 @@ import type { ServerConfig } from '../config/server-config.js';
 import { openSqlite } from '../db/sqlite.js';
 import { AdminAuth } from './admin-auth.js';
 import { buildApp } from './app.js';
-import type { ServerContext } from './context.js';
+import { UPLOADS_DIR, type ServerContext } from './context.js';
 import { DpSettingsStore } from './dp-settings.js';
 import { ImportJobs } from './imports.js';
 import { SessionManager } from './session-manager.js';
@@ -34,6 +34,8 @@ export async function startServer(
   opts: { onFirstToken?: (token: string, file: string) => void } = {},
 ): Promise<RunningServer> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Uploads a crashed run was receiving are incomplete: they go (a running upload's spool is never reused).
+  rmSync(join(config.dataDir, UPLOADS_DIR), { recursive: true, force: true });
   const repos = openSqlite(join(config.dataDir, DATABASE_FILE));
   let app: FastifyInstance | null = null;
   try {
