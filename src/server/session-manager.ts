@@ -515,7 +515,8 @@ export class SessionManager {
     }
     return this.o.repos.clients.update(ticket, {
       outcome: report.outcome,
-      reason: report.outcome === 'completed' ? null : (report.reason ?? record.reason),
+      // The server's own reason for a drop (e.g. the slow-client policy) says more than the client can.
+      reason: report.outcome === 'completed' ? null : record.outcome === 'dropped' && record.reason ? record.reason : (report.reason ?? record.reason),
       bytes: report.bytes ?? record.bytes,
       durationMs: report.durationMs ?? record.durationMs,
       repairsRequested: report.repairsRequested ?? record.repairsRequested,
