@@ -6,7 +6,7 @@
 //  - outcome per receiver: byte-exact (sha256) or how it ended (exit code, truncated, missing, timeout).
 // A per-run time limit kills everything still running in the LAN.
 
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CpuUsage, Lan, LanHost } from '../src/testlan/lan.js';
 import { parseRate } from '../src/testlan/rate.js';
@@ -68,6 +68,8 @@ export interface HarnessConfig {
   timeoutS: number;
   /** fraction of the uplink rate the tools are told to send at */
   rateFactor: number;
+  /** Where the processes' logs of a run that did not end with every receiver correct are kept (for diagnosis). */
+  failedLogsDir?: string;
 }
 
 let runCounter = 0;
@@ -217,9 +219,15 @@ export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: Harn
       droppedPackets: (drops1[i] ?? 0) - (drops0[i] ?? 0),
     });
   }
+  const correct = details.filter((d) => d.result === 'ok');
+  if (cfg.failedLogsDir && (correct.length < details.length || details.length === 0)) {
+    const keep = join(cfg.failedLogsDir, `${scenario.name}-${tool.name}`);
+    mkdirSync(keep, { recursive: true });
+    for (const name of readdirSync(runDir)) if (name.endsWith('.log')) copyFileSync(join(runDir, name), join(keep, name));
+    notes.push(`process logs kept in ${keep}`);
+  }
   rmSync(runDir, { recursive: true, force: true });
 
-  const correct = details.filter((d) => d.result === 'ok');
   const doneS = correct.map((d) => d.doneS ?? (endAt - start) / 1000);
   const lastCorrectS = correct.length ? Math.max(...doneS) : null;
   const receiverCpu = lan.receivers.map((_, i) => cpuDelta(cpu0[i + 1] ?? null, cpu1[i + 1] ?? null));

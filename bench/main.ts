@@ -118,7 +118,7 @@ async function main(): Promise<void> {
 
   process.stderr.write(`bench: writing a ${sizeMiB} MiB image ...\n`);
   const image = createImage(join(workDir, 'image.bin'), results.config.imageBytes);
-  const cfg = { image, workDir, timeoutS, rateFactor: flags.rateFactor };
+  const cfg = { image, workDir, timeoutS, rateFactor: flags.rateFactor, failedLogsDir: join(outDir, `logs-${stamp}`) };
   const total = scenarios.length * tools.length;
   let n = 0;
   const t0 = performance.now();

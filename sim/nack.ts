@@ -142,7 +142,7 @@ export class NackSender implements SimSenderNode {
     this.bitmapBytes = Math.ceil(this.k / 8);
     this.queued = new Uint8Array(this.blocks * this.k);
     this.lastSent = new Float64Array(this.blocks * this.k).fill(-Infinity);
-    this.pacer = new Pacer(opts.maxRateBps, now);
+    this.pacer = new Pacer(opts.maxRateBps, now, DATA_HEADER + opts.symbolSize + (opts.frameOverhead ?? 42));
     this.holdoffMs = opts.rttMs + (opts.quietMs ?? nackQuietMs(opts.rttMs));
     this.nextAnnounceAt = now;
     this.nextHousekeepingAt = now;

@@ -12,6 +12,7 @@ import type { SenderSummary } from '../protocol/sender.js';
 import { formatBytes, formatRate, parseIntOption, parseRate, parseSeconds } from './units.js';
 import { Exit, checked, interruptSignal, log, progressBar, receiveExitCode } from './shared.js';
 import { registerServerCommands } from './server-commands.js';
+import { registerAgentCommands } from './agent-commands.js';
 
 export { Exit };
 
@@ -54,6 +55,7 @@ endpointOptions(
     .option('-r, --rate <bits/s>', 'maximum rate on the link, e.g. 900M or 1G (default: unlimited, adapts to loss)', checked(parseRate))
     .option('--min-rate <bits/s>', 'floor for the adaptive rate', checked(parseRate))
     .option('--no-adaptive-rate', 'keep the rate fixed whatever loss receivers report')
+    .option('--drop-slower-than <bits/s>', 'slow-client handling: never slow down below this for one receiver; drop receivers that take in less (they exit with code 2 and can fall back to unicast)', checked(parseRate))
     .option('-n, --min-receivers <n>', 'start once this many receivers have joined', checked(parseIntOption('min-receivers', 0, 1_000_000)), 1)
     .option('--max-wait <seconds>', 'start anyway this long after the first receiver joined', checked(parseSeconds('max-wait')))
     .option('--settle <seconds>', 'wait this long after enough receivers joined, for stragglers (default 0.5 with --min-receivers 1, else 0)', checked(parseSeconds('settle')))
@@ -86,6 +88,7 @@ endpointOptions(
       sender: {
         maxRateBps: o.rate,
         minRateBps: o.minRate,
+        minReceiverRateBps: o.dropSlowerThan ?? null,
         adaptiveRate: o.adaptiveRate,
         minReceivers: o.minReceivers,
         maxWaitMs: o.maxWait !== undefined ? o.maxWait * 1000 : null,
@@ -193,6 +196,7 @@ endpointOptions(
 class UsageError extends Error {}
 
 registerServerCommands(program);
+registerAgentCommands(program);
 
 // `npm start` with no command: show what the tool can do.
 program.action(() => program.outputHelp());

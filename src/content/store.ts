@@ -419,13 +419,16 @@ export class ContentStore {
         continue;
       }
       const present = new Set(names);
+      // Objects first, then what belongs to an object that is not (or no longer) there.
       for (const name of names) {
-        const m = /^([0-9a-f]{64})(\.json|\.blockhashes\.\d+)?$/.exec(name);
-        if (!m) continue;
-        const digest = m[1]!;
-        const orphanObject = !m[2] && !present.has(`${digest}.json`) && !pendingMeta.has(digest);
-        const orphanExtra = m[2] !== undefined && !present.has(digest);
-        if (orphanObject || orphanExtra) rmSync(join(dir, name), { force: true });
+        if (DIGEST.test(name) && !present.has(`${name}.json`) && !pendingMeta.has(name)) {
+          rmSync(join(dir, name), { force: true });
+          present.delete(name);
+        }
+      }
+      for (const name of names) {
+        const m = /^([0-9a-f]{64})\.(json|blockhashes\.\d+)$/.exec(name);
+        if (m && !present.has(m[1]!)) rmSync(join(dir, name), { force: true });
       }
     }
   }

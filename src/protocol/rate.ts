@@ -13,16 +13,32 @@ export class Pacer {
   constructor(
     bitsPerSecond: number,
     now: number,
+    /** The largest frame this sender sends: the bucket always holds two, whatever the rate. */
+    private readonly maxFrameBytes = 9100,
     private readonly burstMs = 5,
   ) {
     this.bytesPerMs = bitsPerSecond / 8000;
     this.capacity = this.capacityFor(this.bytesPerMs);
-    this.tokens = this.capacity;
+    this.tokens = this.idleCapacity();
     this.last = now;
   }
 
+  /**
+   * The burst allowance exists to catch up on late timers while there is data to send. Saved up while idle it
+   * would land in the link's queue at once and delay repairs behind it, so idle time earns at most this.
+   */
+  private idleCapacity(): number {
+    return Math.min(this.capacity, Math.max(this.bytesPerMs * 0.5, 2 * this.maxFrameBytes));
+  }
+
+  /** The sender has nothing to send now. */
+  idle(now: number): void {
+    this.refill(now);
+    this.tokens = Math.min(this.tokens, this.idleCapacity());
+  }
+
   private capacityFor(bytesPerMs: number): number {
-    return Math.max(bytesPerMs * this.burstMs, 2 * 9100);
+    return Math.max(bytesPerMs * this.burstMs, 2 * this.maxFrameBytes);
   }
 
   setRate(bitsPerSecond: number, now: number): void {

@@ -30,6 +30,8 @@ import {
   nackCapacity,
   readHeader,
   type DataPacket,
+  type AckPacket,
+  DropReason,
 } from './wire.js';
 
 export interface ReceiverOptions {
@@ -90,7 +92,18 @@ interface PartialBlock {
   have: Uint8Array;
   seen: number;
   lastReceived: number;
+  /** Highest planned end (in transmission numbers) the sender has announced for this block. */
+  plannedEnd: number;
+  /** The planned end this receiver last counted on instead of asking (suppression happens once per plan). */
+  trustedPlan: number;
 }
+
+const DROP_EXPLANATION: Record<DropReason, string> = {
+  [DropReason.Unspecified]: 'no reason given',
+  [DropReason.Silent]: 'it was not heard from in time',
+  [DropReason.TooSlow]: "it took in data more slowly than the session's minimum receiver rate (use unicast, or a slower session)",
+  [DropReason.Removed]: 'it was removed by the operator',
+};
 
 type Stage = 'listening' | 'joining' | 'receiving' | 'complete' | 'closed' | 'failed';
 
@@ -119,6 +132,8 @@ export class Receiver {
   private echoTimestamp = 0;
   private echoReceivedAt = 0;
   private grttMs = 1;
+  /** Receivers the sender counts (from its announcements): sizes the back-off that keeps requests few. */
+  private groupSize = 1;
   private statusIntervalMs = 250;
   private nextStatusAt = Infinity;
   private nextJoinAt = Infinity;
@@ -287,7 +302,7 @@ export class Receiver {
           const ack = decodeAck(buf);
           if (ack.nodeId !== this.opts.nodeId) return;
           this.lastSenderPacket = now;
-          this.onAck(now, ack.kind);
+          this.onAck(now, ack);
           break;
         }
         case PacketType.End:
@@ -347,6 +362,7 @@ export class Receiver {
     this.echoTimestamp = a.timestamp;
     this.echoReceivedAt = now;
     this.grttMs = Math.max(0.2, a.grttMicros / 1000);
+    this.groupSize = Math.max(1, a.receivers);
     this.statusIntervalMs = Math.max(50, a.statusIntervalMs);
     if (a.digest && !this.opts.expectedDigest) this.digest = a.digest;
     if (a.digest && this.opts.expectedDigest && !equalBytes(a.digest, this.opts.expectedDigest)) {
@@ -372,8 +388,8 @@ export class Receiver {
     this.nextJoinAt = now + Math.min(2000, 100 * 2 ** Math.min(this.joinTries, 5)) * (0.8 + 0.4 * this.random());
   }
 
-  private onAck(now: number, kind: AckKind): void {
-    switch (kind) {
+  private onAck(now: number, a: AckPacket): void {
+    switch (a.kind) {
       case AckKind.Joined:
         if (this.stage === 'joining') {
           this.stage = 'receiving';
@@ -391,7 +407,7 @@ export class Receiver {
         break;
       case AckKind.Dropped:
         if (this.stage === 'complete') this.close(false);
-        else this.fail('dropped', 'the sender dropped this receiver (it was not heard from in time)');
+        else this.fail('dropped', `the sender dropped this receiver: ${DROP_EXPLANATION[a.dropReason ?? DropReason.Unspecified]}`);
         break;
     }
   }
@@ -471,11 +487,12 @@ export class Receiver {
     if (d.payload.length !== expectedLength) throw new WireError(`symbol ${id} of block ${b} has ${d.payload.length} bytes, expected ${expectedLength}`);
     let p = this.partial.get(b);
     if (!p) {
-      p = { ids: [], symbols: [], have: new Uint8Array(SYMBOL_ID_COUNT), seen: 0, lastReceived: now };
+      p = { ids: [], symbols: [], have: new Uint8Array(SYMBOL_ID_COUNT), seen: 0, lastReceived: now, plannedEnd: 0, trustedPlan: 0 };
       this.partial.set(b, p);
     }
     p.lastReceived = now;
     if (d.tsn + 1 > p.seen) p.seen = d.tsn + 1;
+    if (d.plannedEnd > p.plannedEnd) p.plannedEnd = d.plannedEnd;
     if (p.have[id]) {
       this.stats.drops.duplicate++;
       return;
@@ -485,6 +502,20 @@ export class Receiver {
     p.symbols.push(d.payload);
     this.stats.usefulSymbols++;
     if (p.ids.length >= k) this.decodeBlock(now, b, p, k);
+    else if (d.tsn >= k && d.tsn + 1 >= d.plannedEnd) this.burstEnded(now, b);
+  }
+
+  /**
+   * The last planned repair of a block arrived and the block is still short: some of the burst was lost. Ask
+   * again after the quiet time rather than waiting out the retry timer (30 ms or more) meant for lost requests.
+   */
+  private burstEnded(now: number, b: number): void {
+    if (b >= this.eligibleUpTo) return;
+    const due = now + this.quietMs() + this.backoff();
+    if (due < this.nackDue[b]!) {
+      this.nackDue[b] = due;
+      this.schedule.push(due, b);
+    }
   }
 
   private decodeBlock(now: number, b: number, p: PartialBlock, k: number): void {
@@ -582,6 +613,17 @@ export class Receiver {
     return Math.min(500, Math.max(4, 4 * this.grttMs));
   }
 
+  /**
+   * A random back-off in [0, window): truncated exponential in the group size (as NORM, RFC 5740), so that
+   * among N receivers only a few draw an early time, and the sender's answer reaches the rest first.
+   */
+  private backoff(): number {
+    const window = this.backoffWindow();
+    const lambda = Math.log(this.groupSize) + 1;
+    const x = this.random();
+    return (window / lambda) * Math.log(1 + x * (Math.exp(lambda) - 1));
+  }
+
   private quietMs(): number {
     return Math.max(3, 2 * this.grttMs);
   }
@@ -589,7 +631,7 @@ export class Receiver {
   private makeEligible(now: number, upTo: number): void {
     if (upTo <= this.eligibleUpTo) return;
     // Blocks with nothing received (a late joiner's) share one due time, so one NACK covers them all as a run.
-    const sharedDue = now + this.quietMs() + this.backoffWindow() * this.random();
+    const sharedDue = now + this.quietMs() + this.backoff();
     for (let b = this.eligibleUpTo; b < upTo; b++) {
       if (this.blockState[b] === COMPLETE) continue;
       if (this.partial.has(b)) this.scheduleNack(now, b, this.quietMs());
@@ -602,7 +644,7 @@ export class Receiver {
   }
 
   private scheduleNack(now: number, b: number, delay: number): void {
-    const due = now + delay + this.backoffWindow() * this.random();
+    const due = now + delay + this.backoff();
     this.nackDue[b] = due;
     this.schedule.push(due, b);
   }
@@ -624,6 +666,12 @@ export class Receiver {
       }
       const k = sourceSymbols(g, b);
       const need = this.blockState[b] === AWAITING_HASH ? 0 : k - (p ? p.ids.length : 0);
+      if (p && need > 0 && p.plannedEnd > p.trustedPlan && this.coveredByPlan(p, need)) {
+        // The sender already plans enough symbols (another receiver asked): wait for them once, then ask if short.
+        p.trustedPlan = p.plannedEnd;
+        this.scheduleNack(now, b, retry);
+        continue;
+      }
       const flags = this.hashKnown[b] ? 0 : NackFlag.hashMissing;
       due.push({ block: b, run: 1, need, seen: p ? Math.min(p.seen, 0xffff) : 0, flags });
     }
@@ -646,6 +694,12 @@ export class Receiver {
       this.scheduleNack(now, e.block, retry);
     }
     this.sendNack(now, entries);
+  }
+
+  /** Would the symbols the sender still plans for this block, less this receiver's loss, cover its need? */
+  private coveredByPlan(p: PartialBlock, need: number): boolean {
+    const loss = Math.min(0.5, this.stats.lossPpm / 1e6);
+    return (p.plannedEnd - p.seen) * (1 - loss) >= need;
   }
 
   private sendNack(now: number, entries: NackEntry[]): void {

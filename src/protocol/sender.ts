@@ -25,6 +25,8 @@ import {
   encodeHashes,
   readHeader,
   type Echo,
+  DATA_HEADER_BYTES,
+  DropReason,
 } from './wire.js';
 import { type Transmit, type DropCounters, equalBytes, imageDigest, newDropCounters, microsOf, rttFromEcho, sha256 } from './common.js';
 
@@ -64,6 +66,13 @@ export interface SenderOptions {
   readAhead?: number;
   /** End the session when no receiver has been heard from for this long while transferring (default none). */
   idleTimeoutMs?: number | null;
+  /**
+   * Slow-client handling (as WDS): the rate never drops below this for any receiver, and a receiver that takes in
+   * less than it over two consecutive 2-second windows in which the sender sent at least this much is dropped
+   * (ACK dropped, reason too slow) so it can fall back to unicast. Default: none (the session slows to its
+   * slowest receiver, down to minRateBps).
+   */
+  minReceiverRateBps?: number | null;
 }
 
 export type ReceiverOutcome = 'active' | 'completed' | 'dropped' | 'left' | 'failed';
@@ -126,11 +135,14 @@ export type SenderEvent =
 const MAX_TSN = 0xffff;
 const HASHES_PER_PACKET = 40;
 const END_REPEATS = 3;
+/** Slow-client handling: window over which a receiver's intake is measured, and consecutive slow windows before a drop. */
+const SLOW_WINDOW_MS = 2000;
+const SLOW_STRIKES = 2;
 
 export class Sender {
   readonly geometry: Geometry;
-  private readonly opts: Required<Omit<SenderOptions, 'blockHashes' | 'protector' | 'maxWaitMs' | 'idleTimeoutMs' | 'maxReceivers'>> &
-    Pick<SenderOptions, 'protector'> & { maxWaitMs: number | null; idleTimeoutMs: number | null; maxReceivers: number };
+  private readonly opts: Required<Omit<SenderOptions, 'blockHashes' | 'protector' | 'maxWaitMs' | 'idleTimeoutMs' | 'maxReceivers' | 'minReceiverRateBps'>> &
+    Pick<SenderOptions, 'protector'> & { maxWaitMs: number | null; idleTimeoutMs: number | null; maxReceivers: number; minReceiverRateBps: number | null };
   private phase: Phase = Phase.Waiting;
   private readonly createdAt: number;
   private firstJoinAt: number | null = null;
@@ -184,12 +196,15 @@ export class Sender {
   private readonly pacer: Pacer;
   /** Worst active receiver's recent loss (0..0.5): repair bursts are enlarged by it. */
   private repairLoss = 0;
-  /** Frame rate actually achieved lately (bits/s), measured over 250 ms windows. */
+  /** Frame rate actually achieved lately (bits/s): the last window of at least 250 ms (0: none yet). */
   private sentBps = 0;
   private sentWindowStart = 0;
   private sentWindowBytes = 0;
   private readonly rate: RateController;
   private readonly stats: SenderStats;
+  private readonly dropReasons = new Map<number, DropReason>();
+  /** Slow-client handling: what each receiver took in over the current window. */
+  private readonly rateWindows = new Map<number, { start: number; packets: number; sentBytes: number; strikes: number }>();
 
   constructor(options: SenderOptions, now: number) {
     this.geometry = makeGeometry(options.imageSize, options.symbolSize, options.blockSymbols);
@@ -200,7 +215,7 @@ export class Sender {
       symbolSize: options.symbolSize,
       blockSymbols: options.blockSymbols,
       maxRateBps: maxRate,
-      minRateBps: Math.min(options.minRateBps ?? 1e6, maxRate),
+      minRateBps: Math.min(Math.max(options.minRateBps ?? 1e6, options.minReceiverRateBps ?? 0), maxRate),
       adaptiveRate: options.adaptiveRate ?? true,
       frameOverhead: options.frameOverhead ?? 42,
       minReceivers: Math.max(0, options.minReceivers ?? 1),
@@ -213,6 +228,7 @@ export class Sender {
       cacheBlocks: Math.max(4, options.cacheBlocks ?? 64),
       readAhead: Math.max(1, options.readAhead ?? 8),
       idleTimeoutMs: options.idleTimeoutMs ?? null,
+      minReceiverRateBps: options.minReceiverRateBps ?? null,
       protector: options.protector,
     };
     const n = this.geometry.blockCount;
@@ -239,7 +255,7 @@ export class Sender {
     this.grttWindowStart = now;
     this.nextAnnounceAt = now;
     this.nextHousekeepingAt = now;
-    this.pacer = new Pacer(maxRate, now);
+    this.pacer = new Pacer(maxRate, now, DATA_HEADER_BYTES + this.opts.symbolSize + this.opts.frameOverhead);
     this.rate = new RateController({ maxBps: maxRate, minBps: this.opts.minRateBps, adaptive: this.opts.adaptiveRate });
     this.stats = {
       phase: 'waiting',
@@ -448,7 +464,7 @@ export class Sender {
     r.address = from;
     this.sampleRtt(now, r, join.echo);
     const kind = r.outcome === 'dropped' ? AckKind.Dropped : r.outcome === 'completed' ? AckKind.DoneConfirmed : AckKind.Joined;
-    this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind }), from);
+    this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind, dropReason: this.dropReasons.get(r.nodeId) }), from);
     if (this.phase === Phase.Waiting) this.checkStart(now);
   }
 
@@ -466,11 +482,12 @@ export class Sender {
     r.lastStatusAt = now;
     this.sampleRtt(now, r, s.echo);
     if (r.outcome === 'dropped') {
-      this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped }), from);
+      this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped, dropReason: this.dropReasons.get(r.nodeId) }), from);
       return;
     }
     if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
       r.lossPpm = s.lossPpm;
+      if (this.judgeReceiverRate(now, r, s.received)) return;
       if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now);
       this.pacer.setRate(this.rate.update(now, this.statusIntervalMs(), this.sentBps), now);
     } else if (s.state === ReceiverState.Complete) {
@@ -540,6 +557,53 @@ export class Sender {
     this.grttMs = Math.max(0.5, this.grttWindowMax, this.grttPrevWindowMax);
   }
 
+  /**
+   * Drops an active receiver (for example one the operator removed): it is told at once, and again whenever it
+   * speaks. False if there is no such active receiver.
+   */
+  dropReceiver(now: number, nodeId: number, reason = 'removed by the operator'): boolean {
+    const r = this.receivers.get(nodeId);
+    if (!r || r.outcome !== 'active') return false;
+    this.drop(now, r, DropReason.Removed, reason);
+    return true;
+  }
+
+  private drop(now: number, r: ReceiverRecord, code: DropReason, reason: string): void {
+    this.dropReasons.set(r.nodeId, code);
+    this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped, dropReason: code }), r.address);
+    this.finishReceiver(now, r, 'dropped', reason);
+  }
+
+  /**
+   * Slow-client handling: counts what the receiver took in per window (its STATUS reports) against what the
+   * sender sent. True if the receiver was dropped.
+   */
+  private judgeReceiverRate(now: number, r: ReceiverRecord, received: number): boolean {
+    const floor = this.opts.minReceiverRateBps;
+    if (floor === null || this.phase !== Phase.Transferring) return false;
+    let w = this.rateWindows.get(r.nodeId);
+    if (!w) {
+      w = { start: now, packets: 0, sentBytes: this.stats.wireBytes, strikes: 0 };
+      this.rateWindows.set(r.nodeId, w);
+      return false;
+    }
+    w.packets += received;
+    const elapsed = now - w.start;
+    if (elapsed < SLOW_WINDOW_MS) return false;
+    const frameBits = (DATA_HEADER_BYTES + this.opts.symbolSize + this.opts.frameOverhead) * 8;
+    const takenBps = (w.packets * frameBits * 1000) / elapsed;
+    const sentBps = ((this.stats.wireBytes - w.sentBytes) * 8 * 1000) / elapsed;
+    // Only a window in which the sender offered at least the floor says anything about the receiver.
+    if (sentBps >= floor) w.strikes = takenBps < floor ? w.strikes + 1 : 0;
+    w.start = now;
+    w.packets = 0;
+    w.sentBytes = this.stats.wireBytes;
+    if (w.strikes < SLOW_STRIKES) return false;
+    const mbps = (n: number) => (n / 1e6).toFixed(1);
+    this.drop(now, r, DropReason.TooSlow, `too slow: took in ${mbps(takenBps)} Mbit/s, the session's minimum is ${mbps(floor)} Mbit/s`);
+    return true;
+  }
+
   private finishReceiver(now: number, r: ReceiverRecord, outcome: ReceiverOutcome, reason: string | null): void {
     if (r.outcome !== 'active') return;
     r.outcome = outcome;
@@ -572,8 +636,8 @@ export class Sender {
   private housekeeping(now: number): void {
     this.nextHousekeepingAt = now + 100;
     if (now - this.sentWindowStart >= 250) {
-      const bps = ((this.stats.wireBytes - this.sentWindowBytes) * 8 * 1000) / (now - this.sentWindowStart);
-      this.sentBps = this.sentBps === 0 ? bps : 0.5 * this.sentBps + 0.5 * bps;
+      // The last window alone: an average reaching back into quieter times would understate the bottleneck.
+      this.sentBps = ((this.stats.wireBytes - this.sentWindowBytes) * 8 * 1000) / (now - this.sentWindowStart);
       this.sentWindowStart = now;
       this.sentWindowBytes = this.stats.wireBytes;
     }
@@ -587,8 +651,7 @@ export class Sender {
     for (const r of this.receivers.values()) {
       if (r.outcome === 'active') worstLoss = Math.max(worstLoss, r.lossPpm / 1e6);
       if (r.outcome === 'active' && now - r.lastHeard > timeout) {
-        this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped }), r.address);
-        this.finishReceiver(now, r, 'dropped', `silent for ${Math.round((now - r.lastHeard) / 1000)} s`);
+        this.drop(now, r, DropReason.Silent, `silent for ${Math.round((now - r.lastHeard) / 1000)} s`);
       }
     }
     this.repairLoss = Math.min(0.5, worstLoss);
@@ -624,6 +687,10 @@ export class Sender {
     this.stats.startedAt = now;
     this.lastFeedbackAt = now;
     this.nextAnnounceAt = now;
+    // The rate achieved while waiting says nothing about the transfer's.
+    this.sentBps = 0;
+    this.sentWindowStart = now;
+    this.sentWindowBytes = this.stats.wireBytes;
     this.events.push({ type: 'started', receivers: this.activeCount });
     this.requestReadAhead();
     if (this.geometry.blockCount === 0) this.checkAllDone(now);
@@ -723,7 +790,8 @@ export class Sender {
     while (this.hashRequests.length > 0) {
       const chunk = this.hashRequests.shift()!;
       const last = this.hashChunkSentAt.get(chunk);
-      if (last !== undefined && now - last < Math.max(2 * this.grttMs, 10)) continue;
+      // Requests sent before a resend could reach their senders are answered by it; later ones need another.
+      if (last !== undefined && now - last < Math.max(this.grttMs, 2)) continue;
       const first = chunk * HASHES_PER_PACKET;
       const end = Math.min(first + HASHES_PER_PACKET, this.hashedPrefix);
       if (end <= first) continue;
@@ -857,7 +925,10 @@ export class Sender {
     if (!this.pacer.canSend(now)) return undefined;
     const b = this.pickBlock();
     this.starvedForData = b < 0 && this.requested.size > 0;
-    if (b < 0) return undefined;
+    if (b < 0) {
+      this.pacer.idle(now);
+      return undefined;
+    }
     this.currentBurst = b;
     const data = this.buildData(now, b);
     this.pacer.consume(data.bytes + this.opts.frameOverhead);

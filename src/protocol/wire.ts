@@ -132,9 +132,22 @@ export enum AckKind {
   Dropped = 4,
 }
 
+/** Why the sender dropped a receiver (ACK dropped). Unknown values read as Unspecified. */
+export enum DropReason {
+  Unspecified = 0,
+  /** Not heard from within the receiver timeout. */
+  Silent = 1,
+  /** Took in less than the session's minimum receiver rate (slow-client handling). */
+  TooSlow = 2,
+  /** Removed by the operator or the application. */
+  Removed = 3,
+}
+
 export interface AckPacket {
   nodeId: number;
   kind: AckKind;
+  /** Only for kind Dropped (default Unspecified). */
+  dropReason?: DropReason;
 }
 
 export enum EndReason {
@@ -402,6 +415,7 @@ export function encodeAck(sessionId: number, a: AckPacket): Buffer {
   writeHeader(buf, PacketType.Ack, sessionId);
   buf.writeUInt32BE(a.nodeId >>> 0, 8);
   buf.writeUInt8(a.kind, 12);
+  buf.writeUInt8(a.kind === AckKind.Dropped ? (a.dropReason ?? DropReason.Unspecified) : 0, 13);
   return buf;
 }
 
@@ -409,7 +423,9 @@ export function decodeAck(body: Buffer): AckPacket {
   expectLength(body, HEADER_BYTES + 8, 'ack');
   const kind = body.readUInt8(12);
   if (kind < AckKind.Joined || kind > AckKind.Dropped) throw new WireError(`bad ack kind ${kind}`);
-  return { nodeId: body.readUInt32BE(8), kind };
+  const reason = body.readUInt8(13);
+  if (kind !== AckKind.Dropped) return { nodeId: body.readUInt32BE(8), kind };
+  return { nodeId: body.readUInt32BE(8), kind, dropReason: reason <= DropReason.Removed ? reason : DropReason.Unspecified };
 }
 
 export function encodeEnd(sessionId: number, e: EndPacket): Buffer {

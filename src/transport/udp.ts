@@ -1,5 +1,6 @@
 // UDP sockets for a multicast session, IPv4 and IPv6: interface selection, TTL, loopback, socket buffers.
 import dgram from 'node:dgram';
+import { lookup as dnsLookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 
@@ -11,6 +12,20 @@ export interface Endpoint {
   ttl?: number;
   loopback?: boolean;
   bufferBytes?: number;
+}
+
+/**
+ * fleetcast only sends to address literals: answering them at once spares dgram a DNS call and a deferred tick
+ * for every datagram (a measurable share of the sender's CPU at 100k datagrams/s). Names still resolve.
+ */
+function literalLookup(address: string, family: number, callback: (err: Error | null, address: string, family: number) => void): void {
+  const literal = isIP(address);
+  if (literal !== 0) callback(null, address, literal);
+  else dnsLookup(address, family, callback as (err: NodeJS.ErrnoException | null, address: string, family: number) => void);
+}
+
+function createSocket(type: 'udp4' | 'udp6', reuseAddr = false): dgram.Socket {
+  return dgram.createSocket({ type, reuseAddr, lookup: literalLookup as unknown as dgram.SocketOptions['lookup'] });
 }
 
 export interface ResolvedInterface {
@@ -101,7 +116,7 @@ export async function openSenderSocket(ep: Endpoint): Promise<SenderSockets> {
   checkMulticastGroup(ep.group);
   const family = familyOf(ep.group);
   const iface = resolveInterface(ep.iface, family);
-  const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', reuseAddr: true });
+  const socket = createSocket(family === 4 ? 'udp4' : 'udp6', true);
   await bind(socket, 0, family === 4 ? iface?.address : undefined);
   const warnings: string[] = [];
   const w = sizeBuffers(socket, ep.bufferBytes ?? 16 << 20);
@@ -125,7 +140,7 @@ export async function openReceiverSockets(ep: Endpoint): Promise<ReceiverSockets
   const family = familyOf(ep.group);
   const iface = resolveInterface(ep.iface, family);
   const type = family === 4 ? 'udp4' : 'udp6';
-  const data = dgram.createSocket({ type, reuseAddr: true });
+  const data = createSocket(type, true);
   // Binding to the group address keeps other groups' traffic on the same port out of this socket.
   await bind(data, ep.port, family === 4 ? ep.group : '::');
   const warnings: string[] = [];
@@ -137,7 +152,7 @@ export async function openReceiverSockets(ep: Endpoint): Promise<ReceiverSockets
     data.close();
     throw new TransportError(`cannot join ${ep.group}${iface ? ` on ${iface.name}` : ''}: ${(err as Error).message} (is there a multicast route? try --interface)`);
   }
-  const feedback = dgram.createSocket({ type });
+  const feedback = createSocket(type);
   await bind(feedback, 0, family === 4 ? iface?.address : undefined);
   if (iface) feedback.setMulticastInterface(iface.address);
   return { data, feedback, warnings };

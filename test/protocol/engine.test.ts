@@ -240,6 +240,42 @@ test('a slow receiver link: adaptive rate control backs off and everyone complet
   assert.ok(net.summary!.stats.rateDecreases > 0);
 });
 
+test('slow-client handling: a receiver below the minimum receiver rate is dropped with that reason; the session keeps its pace', () => {
+  // 16 MB at 40 Mbit/s is 3.3 s of sending: enough for two 2-second windows of judgment.
+  const { net, img } = run({
+    bytes: 16_000_000,
+    sender: { maxRateBps: 40e6, minReceiverRateBps: 20e6 },
+    receivers: [{}, { rateBps: 6e6 }, { loss: { rate: 0.02 } }],
+  });
+  const slow = net.receivers[1]!;
+  assert.equal(slow.outcome, 'failed');
+  assert.match(slow.failure ?? '', /dropped.*more slowly than the session's minimum/);
+  for (const r of [net.receivers[0]!, net.receivers[2]!]) {
+    assert.equal(r.outcome, 'complete', r.failure ?? '');
+    assert.ok(Buffer.from(r.output).equals(Buffer.from(img)));
+  }
+  const record = net.summary!.receivers.find((r) => r.nodeId === 1001)!;
+  assert.equal(record.outcome, 'dropped');
+  assert.match(record.reason ?? '', /too slow: took in \d+\.\d Mbit\/s, the session's minimum is 20\.0 Mbit\/s/);
+  // The rate never went below the floor for the slow receiver's sake.
+  assert.ok(net.summary!.stats.rateBps >= 20e6, `final rate ${net.summary!.stats.rateBps}`);
+});
+
+test('an application can drop a receiver; it is told why and the others go on', () => {
+  const img = image(2_000_000);
+  const net = new SimNetwork(img, { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 20e6, minReceivers: 2 }, { seed: 1 });
+  net.addReceiver({ nodeId: 1000, name: 'r0' }, {});
+  net.addReceiver({ nodeId: 1001, name: 'r1' }, {});
+  net.run(1000);
+  assert.equal(net.sender.dropReceiver(net.now, 1001, 'moved to unicast'), true);
+  assert.equal(net.sender.dropReceiver(net.now, 1001), false, 'only active receivers can be dropped');
+  net.run(600_000);
+  assert.equal(net.receivers[0]!.outcome, 'complete');
+  assert.equal(net.receivers[1]!.outcome, 'failed');
+  assert.match(net.receivers[1]!.failure ?? '', /removed by the operator/);
+  assert.equal(net.summary!.receivers.find((r) => r.nodeId === 1001)!.reason, 'moved to unicast');
+});
+
 test('same seed, same run', () => {
   const a = run({ receivers: [{ loss: { rate: 0.03 } }, { loss: { rate: 0.05, burstLength: 4 } }], seed: 11 });
   const b = run({ receivers: [{ loss: { rate: 0.03 } }, { loss: { rate: 0.05, burstLength: 4 } }], seed: 11 });

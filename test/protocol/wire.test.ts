@@ -64,7 +64,12 @@ test('data, hashes, join, status, nack, ack, end round trips', () => {
       assert.deepEqual(n.entries, entries.map((e) => ({ ...e })));
     }),
   );
-  assert.deepEqual(w.decodeAck(w.encodeAck(1, { nodeId: 9, kind: w.AckKind.Dropped })), { nodeId: 9, kind: w.AckKind.Dropped });
+  assert.deepEqual(w.decodeAck(w.encodeAck(1, { nodeId: 9, kind: w.AckKind.Dropped })), { nodeId: 9, kind: w.AckKind.Dropped, dropReason: w.DropReason.Unspecified });
+  assert.deepEqual(w.decodeAck(w.encodeAck(1, { nodeId: 9, kind: w.AckKind.Dropped, dropReason: w.DropReason.TooSlow })), { nodeId: 9, kind: w.AckKind.Dropped, dropReason: w.DropReason.TooSlow });
+  assert.deepEqual(w.decodeAck(w.encodeAck(1, { nodeId: 9, kind: w.AckKind.Joined, dropReason: w.DropReason.TooSlow })), { nodeId: 9, kind: w.AckKind.Joined });
+  const future = w.encodeAck(1, { nodeId: 9, kind: w.AckKind.Dropped });
+  future.writeUInt8(200, 13); // a reason this version does not know
+  assert.equal(w.decodeAck(future).dropReason, w.DropReason.Unspecified);
   assert.deepEqual(w.decodeEnd(w.encodeEnd(1, { reason: w.EndReason.Limit, completed: 4 })), { reason: w.EndReason.Limit, completed: 4 });
   assert.ok(w.nackCapacity(1400) * w.NACK_ENTRY_BYTES + 24 <= 1400);
 });

@@ -94,7 +94,7 @@ test('scaling: fleetcast repair requests per block grow sublinearly with receive
   assert.ok(fleetcast.large < nack.large / 2, detail);
 });
 
-test('scaling goal (not met yet, see the simulator report): fleetcast repair requests per block grow at most logarithmically', { todo: 'receivers do not suppress NACKs on the plannedEnd they see' }, () => {
+test('scaling: fleetcast repair requests per block grow about logarithmically (group-size back-off, suppression on the planned end)', () => {
   const small = runScenario(scenario({ receivers: 10, loss: 0.05, blocks: 20 }), 'fleetcast').result;
   const large = runScenario(scenario({ receivers: 300, loss: 0.05, blocks: 20 }), 'fleetcast').result;
   // ln 300 / ln 10 ≈ 2.5; allow 4x.
