@@ -331,18 +331,6 @@ export class Sender {
     if (this.phase !== Phase.Ending) this.beginEnd(now, EndReason.Cancelled);
   }
 
-  /**
-   * Drops an active receiver on the embedder's decision (e.g. a site server's slow-client policy): it is told
-   * at once and its record says why. Returns false if the receiver is unknown or no longer active.
-   */
-  dropReceiver(now: number, nodeId: number, reason: string): boolean {
-    const r = this.receivers.get(nodeId);
-    if (!r || r.outcome !== 'active') return false;
-    this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped }), r.address);
-    this.finishReceiver(now, r, 'dropped', reason);
-    return true;
-  }
-
   /** Starts the transfer now, whatever the start conditions say. */
   startNow(now: number): void {
     if (this.phase === Phase.Waiting) this.start(now);

@@ -97,8 +97,6 @@ export const BLOCK_SYMBOLS = 128;
 const JOIN_GRACE_MS = 5000;
 /** A started session that no admitted client joined within this long is ended. */
 const NO_SHOW_MS = 30_000;
-/** A client's rate is judged only after it has been receiving this long. */
-const SLOW_GRACE_MS = 4000;
 const WAIT_RETRY_SECONDS = 3;
 /** Drop a receiver silent this long (the engine's default). */
 const RECEIVER_TIMEOUT_MS = 15_000;
@@ -383,6 +381,9 @@ export class SessionManager {
         maxReceivers: session.settings.maxClients,
         receiverTimeoutMs: RECEIVER_TIMEOUT_MS,
         idleTimeoutMs: SESSION_IDLE_MS,
+        // Slow-client handling (disconnect or move to the slower stream): the engine keeps the session's pace
+        // and drops receivers that take in less than the threshold.
+        minReceiverRateBps: session.settings.slowClientHandling !== 'none' ? session.settings.slowClientThresholdBps : null,
       },
       onWarning: (w) => this.o.log.warn({ session: session.id }, w),
       onControl: (control) => (session.control = control),
@@ -407,20 +408,12 @@ export class SessionManager {
       c.receiver = { ...r };
       if (c.active && r.outcome !== 'active') {
         c.active = false;
-        if (!c.reported) this.track(this.recordFromSender(session, c, r));
-      }
-      if (c.active && stats.phase === 'transferring' && session.settings.slowClientHandling !== 'none' && stats.startedAt !== null) {
-        const since = Math.max(r.joinedAt, stats.startedAt);
-        const elapsed = now - since;
-        const threshold = session.settings.slowClientThresholdBps!;
-        const bps = (r.blocksComplete * session.geometry.blockBytes * 8 * 1000) / elapsed;
-        if (elapsed > SLOW_GRACE_MS && bps < threshold) {
-          const reason = `slow client: ${(bps / 1e6).toFixed(2)} Mbit/s is below the threshold of ${(threshold / 1e6).toFixed(2)} Mbit/s`;
-          if (session.control?.dropReceiver(r.nodeId, reason)) {
-            this.slowDropped.add(c.ticket);
-            this.o.log.info({ session: session.id, client: c.name, bps }, 'slow client disconnected');
-          }
+        // The engine's slow-client drop (minReceiverRateBps) says "too slow" in its reason.
+        if (r.outcome === 'dropped' && r.reason?.startsWith('too slow')) {
+          this.slowDropped.add(c.ticket);
+          this.o.log.info({ session: session.id, client: c.name, reason: r.reason }, 'slow client disconnected');
         }
+        if (!c.reported) this.track(this.recordFromSender(session, c, r));
       }
     }
     if (stats.phase === 'waiting' && receivers.length === 0 && session.launchedAt !== null && now - session.launchedAt > NO_SHOW_MS && !session.endRequest) {
