@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // fleetcast command line: standalone `send` and `receive` (the server and agent come as further commands).
-import { Command, InvalidArgumentError } from 'commander';
-import cliProgress from 'cli-progress';
+import { Command } from 'commander';
 import { createWriteStream, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,58 +10,18 @@ import { fecKernelName } from '../fec/index.js';
 import { sendImage, receiveImage, type ReceiveResult } from '../transport/session.js';
 import type { SenderSummary } from '../protocol/sender.js';
 import { formatBytes, formatRate, parseIntOption, parseRate, parseSeconds } from './units.js';
+import { Exit, checked, interruptSignal, log, progressBar, receiveExitCode } from './shared.js';
+import { registerServerCommands } from './server-commands.js';
 import { registerAgentCommands } from './agent-commands.js';
 
-/** Exit codes (README "Exit codes"). */
-export const Exit = {
-  ok: 0,
-  usage: 1,
-  transferFailed: 2,
-  timeout: 3,
-  integrity: 4,
-  io: 5,
-  interrupted: 130,
-} as const;
+export { Exit };
 
 const DEFAULT_GROUP = '239.255.77.1';
 const DEFAULT_PORT = 7720;
 
-function checked<T>(parse: (text: string) => T) {
-  return (text: string): T => {
-    try {
-      return parse(text);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
-
 async function readKey(opts: { key?: string; keyFile?: string }): Promise<string | undefined> {
   if (opts.keyFile) return (await fs.readFile(opts.keyFile, 'utf8')).trim();
   return opts.key ?? process.env.FLEETCAST_KEY ?? undefined;
-}
-
-function log(quiet: boolean, message: string): void {
-  if (!quiet) process.stderr.write(`fleetcast: ${message}\n`);
-}
-
-function interruptSignal(): AbortController {
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(Exit.interrupted);
-    controller.abort();
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  return controller;
-}
-
-function progressBar(enabled: boolean, format: string): cliProgress.SingleBar | null {
-  if (!enabled || !process.stderr.isTTY) return null;
-  return new cliProgress.SingleBar(
-    { format, stream: process.stderr, hideCursor: true, etaBuffer: 50, formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)) },
-    cliProgress.Presets.shades_classic,
-  );
 }
 
 async function spoolStdin(): Promise<string> {
@@ -223,17 +182,7 @@ endpointOptions(
     },
     onProgress: (verified) => bar?.update(verified),
   }).finally(() => bar?.stop());
-  const code = result.ok
-    ? Exit.ok
-    : controller.signal.aborted
-      ? Exit.interrupted
-      : result.reason === 'timeout'
-        ? Exit.timeout
-        : result.reason === 'hash-mismatch'
-          ? Exit.integrity
-          : result.reason === 'io' || result.reason === 'aborted'
-            ? Exit.io
-            : Exit.transferFailed;
+  const code = receiveExitCode(result, controller.signal.aborted);
   if (o.json) {
     process.stdout.write(
       `${JSON.stringify({ ok: result.ok, exitCode: code, reason: result.reason, message: result.message, imageBytes: result.imageSize, sender: result.sender, durationMs: result.durationMs && Math.round(result.durationMs), sha256OfBlockDigests: result.digest, confirmedBySender: result.confirmedBySender, stats: result.stats }, null, 2)}\n`,
@@ -246,6 +195,7 @@ endpointOptions(
 
 class UsageError extends Error {}
 
+registerServerCommands(program);
 registerAgentCommands(program);
 
 // `npm start` with no command: show what the tool can do.

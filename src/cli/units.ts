@@ -41,3 +41,13 @@ export function parseSeconds(name: string) {
     return n;
   };
 }
+
+/** "15m", "90s", "1h", "1.5m"; a bare number is in `bareUnit` (ConfigMgr gives the start delay in minutes). Returns seconds. */
+export function parseDuration(name: string, bareUnit: 's' | 'm' = 'm') {
+  return (text: string): number => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$/i.exec(text);
+    if (!m) throw new Error(`${name} must be a duration such as 15m, 90s or 1h, got "${text}"`);
+    const unit = (m[2]?.[0]?.toLowerCase() ?? bareUnit) as 's' | 'm' | 'h';
+    return Number(m[1]) * { s: 1, m: 60, h: 3600 }[unit];
+  };
+}

@@ -32,7 +32,14 @@ export interface SendOptions {
   sender?: Partial<Omit<SenderOptions, 'imageSize' | 'symbolSize' | 'protector'>>;
   onWarning?: (message: string) => void;
   onProgress?: (stats: SenderStats, receivers: ReceiverRecord[], imageSize: number, firstPassBytes: number) => void;
+  /** Called once the session exists, with the controls an embedder (the site server) may use while it runs. */
+  onControl?: (control: SendControl) => void;
   signal?: AbortSignal;
+}
+
+export interface SendControl {
+  /** Drops an active receiver (it is told at once); false if unknown or no longer active. */
+  dropReceiver(nodeId: number, reason: string): boolean;
 }
 
 export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
@@ -96,6 +103,13 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         loop.schedulePump();
       });
       socket.on('error', (err) => opts.onWarning?.(`socket error: ${err.message}`));
+      opts.onControl?.({
+        dropReceiver: (nodeId, reason) => {
+          const dropped = sender.dropReceiver(clock(), nodeId, reason);
+          loop.schedulePump();
+          return dropped;
+        },
+      });
       loop.attach(socket);
       loop.start();
     });
@@ -112,6 +126,9 @@ export interface ReceiveOptions {
   name?: string;
   nodeId?: number;
   sessionId?: number;
+  /** Image digest and per-block digests known from a trusted source (the site server): checked against the session. */
+  expectedDigest?: Uint8Array;
+  blockHashes?: Uint8Array;
   startTimeoutMs?: number | null;
   idleTimeoutMs?: number;
   onWarning?: (message: string) => void;
@@ -144,6 +161,8 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       nodeId: opts.nodeId ?? randomInt(1, 0xffffffff),
       name: opts.name ?? hostname(),
       sessionId: opts.sessionId,
+      expectedDigest: opts.expectedDigest,
+      blockHashes: opts.blockHashes,
       protector: opts.key ? new PacketProtector(opts.key) : undefined,
       startTimeoutMs: opts.startTimeoutMs ?? null,
       idleTimeoutMs: opts.idleTimeoutMs,
