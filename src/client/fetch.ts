@@ -140,6 +140,8 @@ export async function fetchImage(o: FetchOptions): Promise<FetchResult> {
         sessionId: loc.engineSessionId,
         expectedDigest: imageDigest(hashes),
         blockHashes: hashes,
+        // OUTPUT.part of an earlier, interrupted attempt: its verified blocks are not received again.
+        resume: true,
         startTimeoutMs: Math.min(startsIn + START_MARGIN_MS, Math.max(1000, deadline - Date.now())),
         idleTimeoutMs: o.idleTimeoutMs,
         signal: o.signal,
@@ -189,6 +191,7 @@ export async function fetchImage(o: FetchOptions): Promise<FetchResult> {
       return fail(err instanceof IntegrityError ? 'integrity' : err instanceof ApiError ? (err.status === 0 ? 'unreachable' : 'refused') : 'io', message);
     }
     await report(loc.ticket, { outcome: 'completed', bytes: loc.size, durationMs: Date.now() - started });
+    await fs.rm(`${o.output}.part`, { force: true }); // what a failed multicast attempt left for resuming
     attempts.push({ transport: 'unicast', ticket: loc.ticket, sessionId: null, ok: true, reason: loc.reason });
     return result({ ok: true, failure: null, message: `image downloaded by unicast (${loc.reason}) and verified`, transport: 'unicast', bytes: loc.size, durationMs: Date.now() - started, digest: loc.digest });
   }

@@ -72,6 +72,8 @@ export interface ReceiverStats {
   usefulSymbols: number;
   blocksComplete: number;
   blocksDecoded: number;
+  /** Blocks the application already held (adoptBlocks): not received again. */
+  blocksAdopted: number;
   hashMismatches: number;
   nackPackets: number;
   nackEntries: number;
@@ -162,6 +164,7 @@ export class Receiver {
       usefulSymbols: 0,
       blocksComplete: 0,
       blocksDecoded: 0,
+      blocksAdopted: 0,
       hashMismatches: 0,
       nackPackets: 0,
       nackEntries: 0,
@@ -196,6 +199,31 @@ export class Receiver {
 
   poll(_now?: number): Transmit | undefined {
     return this.out.shift();
+  }
+
+  /**
+   * Blocks the application already holds, verified against the digests given in advance (`blockHashes`): for
+   * example the part file of an interrupted transfer. They count as complete and are never asked for. Returns
+   * how many were new. Only after the `session` event, and only with `blockHashes` (nothing else is trusted).
+   */
+  adoptBlocks(now: number, blocks: Iterable<number>): number {
+    const g = this.geometry;
+    if (!g || !this.opts.blockHashes) throw new Error('adoptBlocks needs the session geometry and block hashes known in advance');
+    if (this.isDone || this.stage === 'complete') return 0;
+    let adopted = 0;
+    for (const b of blocks) {
+      if (!Number.isInteger(b) || b < 0 || b >= g.blockCount) throw new RangeError(`no block ${b} in this image`);
+      if (this.blockState[b] === COMPLETE) continue;
+      this.partial.delete(b);
+      this.decodedAwaitingHash.delete(b);
+      this.blockState[b] = COMPLETE;
+      this.nackDue[b] = Infinity;
+      this.completeCount++;
+      adopted++;
+    }
+    this.stats.blocksAdopted += adopted;
+    if (this.completeCount === g.blockCount) this.checkComplete(now);
+    return adopted;
   }
 
   /** The application gives up (disk full, user interrupt): tells the sender and fails. */

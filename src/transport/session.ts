@@ -1,14 +1,15 @@
 // Sending and receiving an image file over a real multicast session: engine + sockets + file I/O.
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, type Stats } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { PacketProtector, SEAL_OVERHEAD } from '../protocol/crypto.js';
-import { blockLength } from '../protocol/geometry.js';
+import { blockLength, type Geometry } from '../protocol/geometry.js';
+import { equalBytes, sha256 } from '../protocol/common.js';
 import { Receiver, type FailureReason, type ReceiverEvent, type ReceiverStats } from '../protocol/receiver.js';
 import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type ReceiverRecord } from '../protocol/sender.js';
-import { DATA_HEADER_BYTES } from '../protocol/wire.js';
+import { DATA_HEADER_BYTES, HASH_BYTES } from '../protocol/wire.js';
 import { EngineLoop, clock } from './drive.js';
 import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
 
@@ -118,6 +119,19 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
   }
 }
 
+/**
+ * Reads a part file left by an earlier attempt block by block and reports each block whose bytes match its
+ * expected digest (an unwritten block reads as zeros and matches only if the image has zeros there too).
+ */
+async function scanHeldBlocks(fh: fs.FileHandle, g: Geometry, hashes: Uint8Array, onHeld: (block: number) => void): Promise<void> {
+  const buf = Buffer.allocUnsafe(g.blockBytes);
+  for (let b = 0; b < g.blockCount; b++) {
+    const length = blockLength(g, b);
+    const { bytesRead } = await fh.read(buf, 0, length, b * g.blockBytes);
+    if (bytesRead === length && equalBytes(sha256(buf.subarray(0, length)), hashes.subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES))) onHeld(b);
+  }
+}
+
 export interface ReceiveOptions {
   /** Output path; '-' writes the verified image to stdout. */
   output: string;
@@ -129,6 +143,11 @@ export interface ReceiveOptions {
   /** Image digest and per-block digests known from a trusted source (the site server): checked against the session. */
   expectedDigest?: Uint8Array;
   blockHashes?: Uint8Array;
+  /**
+   * Keep OUTPUT.part when the transfer fails, and take up an existing one: its blocks that match the block
+   * hashes (required: nothing else is trusted) are not received again.
+   */
+  resume?: boolean;
   startTimeoutMs?: number | null;
   idleTimeoutMs?: number;
   onWarning?: (message: string) => void;
@@ -147,11 +166,16 @@ export interface ReceiveResult {
   durationMs: number | null;
   digest: string | null;
   confirmedBySender: boolean;
+  /** Bytes taken from an earlier attempt's part file (resume). */
+  resumedBytes: number;
   stats: ReceiverStats;
 }
 
 export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult> {
   const toStdout = opts.output === '-';
+  if (opts.resume && (toStdout || !opts.blockHashes)) {
+    throw new Error(toStdout ? 'resume needs an output file, not stdout' : 'resume needs the block hashes in advance (from the site server)');
+  }
   const finalPath = toStdout ? join(tmpdir(), `fleetcast-${randomBytes(6).toString('hex')}.img`) : opts.output;
   const partPath = `${finalPath}.part`;
   const { data, feedback, warnings } = await openReceiverSockets(opts.endpoint);
@@ -174,6 +198,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
   let sender: string | null = null;
   let sessionStart: number | null = null;
   let verified = 0;
+  let resumed = 0;
   let lastProgress = 0;
   const writes = new Set<Promise<void>>();
   let opened: Promise<void> = Promise.resolve();
@@ -199,6 +224,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
         durationMs: completeAt !== null && sessionStart !== null ? completeAt - sessionStart : null,
         digest,
         confirmedBySender: confirmed,
+        resumedBytes: resumed,
         stats: receiver.getStats(),
       });
     }
@@ -218,15 +244,32 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
             sessionStart = clock();
             opts.onSession?.(imageSize, sender);
             const size = imageSize;
+            const geometry = e.geometry;
+            let existing: Stats | null = null;
             opened = (async () => {
+              existing = opts.resume ? await fs.stat(partPath).catch(() => null) : null;
               const free = await fs.statfs(join(partPath, '..')).catch(() => null);
-              if (free && free.bavail * free.bsize < size) {
+              const needed = size - (existing?.isFile() ? Math.min(existing.size, size) : 0);
+              if (free && free.bavail * free.bsize < needed) {
                 throw new Error(`disk full: the image needs ${size} bytes, ${free.bavail * free.bsize} are free`);
               }
-              fh = await fs.open(partPath, 'w');
+              fh = await fs.open(partPath, existing?.isFile() ? 'r+' : 'w');
               await fh.truncate(size);
             })();
             track(opened, 'cannot create the output');
+            if (opts.resume) {
+              // Alongside the transfer: blocks received meanwhile are written as usual (the same bytes).
+              const scan = opened.then(async () => {
+                if (!existing?.isFile()) return;
+                await scanHeldBlocks(fh!, geometry, opts.blockHashes!, (b) => {
+                  if (settled || receiver.adoptBlocks(clock(), [b]) === 0) return;
+                  resumed += blockLength(geometry, b);
+                  verified += blockLength(geometry, b);
+                  loop.schedulePump();
+                });
+              });
+              track(scan, 'cannot read the part file to resume');
+            }
             break;
           }
           case 'block': {
@@ -294,10 +337,11 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
   });
 
   if (!result.ok) {
-    // Never leave a partial image where a complete one is expected.
+    // Never leave a partial image where a complete one is expected (a kept one is named .part).
     const handle = fh as fs.FileHandle | null;
+    await handle?.sync().catch(() => undefined);
     await handle?.close().catch(() => undefined);
-    await fs.rm(partPath, { force: true });
+    if (!opts.resume || result.reason === 'hash-mismatch' || result.reason === 'too-large') await fs.rm(partPath, { force: true });
   } else if (toStdout) {
     try {
       await pipeline(createReadStream(finalPath), process.stdout);
