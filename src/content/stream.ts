@@ -1,6 +1,6 @@
 // The bytes of an image as they go onto a disk: compressed images are decompressed on the fly.
 import { createReadStream } from 'node:fs';
-import { pipeline, type Transform } from 'node:stream';
+import { pipeline, type Duplex } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { ImageFormat } from './formats.js';
 import { ZstdDecoder } from './zstd.js';
@@ -14,8 +14,11 @@ export function isCompressed(format: ImageFormat): format is CompressedFormat {
   return format === 'gzip' || format === 'zstd';
 }
 
-/** A fresh decompressing transform; both check their own integrity (gzip CRC-32 and length, zstd XXH64 and size). */
-export function decompressor(format: CompressedFormat): Transform {
+/**
+ * A fresh decompressing stream; both check their own integrity (gzip CRC-32 and length, zstd XXH64 and size) and
+ * both decompress only as fast as their output is read.
+ */
+export function decompressor(format: CompressedFormat): Duplex {
   return format === 'gzip' ? createGunzip({ chunkSize: 256 * 1024 }) : new ZstdDecoder();
 }
 
