@@ -43,7 +43,7 @@ export interface ImportOptions {
   /** Overrides detection by magic bytes, e.g. 'raw' to store an archive as the bytes to write. */
   format?: ImageFormat;
   signal?: AbortSignal;
-  /** Bytes copied (and hashed, and for gzip/zstd decompressed) so far, of the source's size. */
+  /** Bytes copied (and hashed, and for gzip/zstd decompressed) so far, of the source's size; once per 1 MiB read. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   /** WIM only: wimlib checking the copy after it is made, in bytes of file data. */
   onVerifyProgress?: (doneBytes: number, totalBytes: number) => void;
@@ -79,9 +79,13 @@ export class ContentStore {
     this.root = resolve(root);
     this.objectsDir = join(this.root, 'objects');
     this.tmpDir = join(this.root, 'tmp');
-    mkdirSync(this.objectsDir, { recursive: true });
-    mkdirSync(this.tmpDir, { recursive: true });
-    this.removeLeftovers();
+    try {
+      mkdirSync(this.objectsDir, { recursive: true });
+      mkdirSync(this.tmpDir, { recursive: true });
+      this.removeLeftovers();
+    } catch (err) {
+      throw new ContentError('unreadable', `cannot open the content library at ${this.root}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Absolute path of the object with this digest (whether or not it is stored). */
