@@ -58,7 +58,7 @@ test('truncated zstd and zstd with a damaged byte are corrupt; nothing is added'
   before.unchanged();
 });
 
-test('a WIM wimlib cannot read is corrupt, and a missing wimlib is tool-missing naming the package; nothing is added', async (t) => {
+test('a WIM wimlib cannot read is corrupt, an abort in wimverify is interrupted, a missing wimlib is tool-missing naming the package; nothing is added', async (t) => {
   if (!requireTool(t, 'wimcapture', 'wimtools')) return;
   const dir = tempDir(t);
   const store = await populated(dir);
@@ -74,6 +74,10 @@ test('a WIM wimlib cannot read is corrupt, and a missing wimlib is tool-missing 
   before.unchanged();
 
   writeFileSync(join(dir, 'good.wim'), wim);
+  const controller = new AbortController();
+  await rejectsWith(store.import(join(dir, 'good.wim'), { signal: controller.signal, onVerifyProgress: () => controller.abort() }), 'interrupted');
+  before.unchanged();
+
   const savedPath = process.env.PATH;
   process.env.PATH = join(dir, 'no-tools-here');
   try {
