@@ -7,13 +7,12 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { finished } from 'node:stream/promises';
 import { sha256 } from '../protocol/common.js';
 import { ContentError, interrupted, sourceReadError, storeWriteError } from './errors.js';
 import { fsyncDir, ownerAlive, readChunks, tempName, writeAll, writeDurably } from './files.js';
 import { detectFormatOf, IMAGE_FORMATS, readHead, type ImageFormat } from './formats.js';
 import { readIsoInfo, type IsoInfo } from './iso.js';
-import { CHUNK_BYTES, decompressor, isCompressed } from './stream.js';
+import { archiveCheck, CHUNK_BYTES, isCompressed } from './stream.js';
 import { readWimInfo, verifyWim, type WimInfo } from './wim.js';
 
 export interface ContentInfo {
@@ -43,7 +42,7 @@ export interface ImportOptions {
   /** Overrides detection by magic bytes, e.g. 'raw' to store an archive as the bytes to write. */
   format?: ImageFormat;
   signal?: AbortSignal;
-  /** Bytes copied (and hashed, and for gzip/zstd decompressed) so far, of the source's size. */
+  /** Bytes copied (and hashed, and for gzip/zstd decompressed) so far, of the source's size; once per 1 MiB read. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   /** WIM only: wimlib checking the copy after it is made, in bytes of file data. */
   onVerifyProgress?: (doneBytes: number, totalBytes: number) => void;
@@ -79,9 +78,13 @@ export class ContentStore {
     this.root = resolve(root);
     this.objectsDir = join(this.root, 'objects');
     this.tmpDir = join(this.root, 'tmp');
-    mkdirSync(this.objectsDir, { recursive: true });
-    mkdirSync(this.tmpDir, { recursive: true });
-    this.removeLeftovers();
+    try {
+      mkdirSync(this.objectsDir, { recursive: true });
+      mkdirSync(this.tmpDir, { recursive: true });
+      this.removeLeftovers();
+    } catch (err) {
+      throw new ContentError('unreadable', `cannot open the content library at ${this.root}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Absolute path of the object with this digest (whether or not it is stored). */
@@ -274,21 +277,13 @@ export class ContentStore {
       let outClosed = false;
       try {
         const hash = createHash('sha256');
-        const inflate = isCompressed(format) ? decompressor(format) : null;
-        let uncompressedSize = 0;
-        // The decompressor's own complaint is the verdict on the archive; it is reported with the source's name.
-        let inflateError: unknown = null;
-        const inflateFailed = inflate ? new Promise<never>((_, reject) => inflate.once('error', (err) => reject((inflateError = err)))) : null;
-        inflateFailed?.catch(() => {});
-        inflate?.on('data', (data: Buffer) => (uncompressedSize += data.length));
+        const check = isCompressed(format) ? archiveCheck(format) : null;
+        let uncompressedSize: number | undefined;
         let done = 0;
         try {
           await readChunks(src, before.size, CHUNK_BYTES, async (chunk) => {
             hash.update(chunk);
-            await Promise.all([
-              writeAll(out, chunk).catch((err) => Promise.reject(storeWriteError(err, this.root))),
-              inflate && Promise.race([new Promise<void>((res, rej) => inflate.write(chunk, (e) => (e ? rej(e) : res()))), inflateFailed]),
-            ]);
+            await Promise.all([writeAll(out, chunk).catch((err) => Promise.reject(storeWriteError(err, this.root))), check?.write(chunk)]);
             done += chunk.length;
             opts.onProgress?.(done, before.size);
           }, {
@@ -301,19 +296,16 @@ export class ContentStore {
           if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
             throw changed(source, after.size !== before.size ? `its size went from ${before.size} to ${after.size} bytes` : 'it was modified');
           }
-          if (inflate) {
-            inflate.end();
-            await finished(inflate);
-          }
+          uncompressedSize = await check?.end();
         } catch (err) {
-          inflate?.destroy();
-          throw err === inflateError ? archiveError(err, format, source) : err;
+          check?.destroy();
+          throw check?.isVerdict(err) ? archiveError(err, format, source) : err;
         }
         await out.sync().catch((err) => Promise.reject(storeWriteError(err, this.root)));
         await out.close();
         outClosed = true;
         const staged: StagedCopy = { temp, digest: hash.digest('hex'), size: before.size, format };
-        if (inflate) staged.uncompressedSize = uncompressedSize;
+        if (uncompressedSize !== undefined) staged.uncompressedSize = uncompressedSize;
         return staged;
       } catch (err) {
         if (!outClosed) await out.close().catch(() => {});

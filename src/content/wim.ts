@@ -44,19 +44,16 @@ function runTool(tool: string, args: string[], signal?: AbortSignal, onOutput?: 
     const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C.UTF-8' }, signal });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      stdout += text;
-      onOutput?.(text);
-    });
+    // A watcher gets progress text as it comes; only a run without one keeps its output (it is parsed afterwards).
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (onOutput ? onOutput(text) : (stdout += text)));
     child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
     child.on('error', (err: NodeJS.ErrnoException) => {
       if (err.name === 'AbortError') reject(interrupted());
       else if (err.code === 'ENOENT') reject(new ContentError('tool-missing', `${tool} is not installed: ${INSTALL_HINT}`, { cause: err }));
       else reject(new ContentError('unreadable', `cannot run ${tool}: ${err.message}`, { cause: err }));
     });
-    child.on('close', (code) => {
-      if (code !== null) resolve({ code, stdout, stderr });
-    });
+    // After an abort the 'error' above has already settled the promise; a kill from elsewhere ends with a signal.
+    child.on('close', (code, killedBy) => resolve({ code: code ?? 128, stdout, stderr: code === null ? `${stderr}\n${tool} was killed by ${killedBy}` : stderr }));
   });
 }
 

@@ -1,6 +1,8 @@
 // Streaming zstd decompression that checks what fzstd leaves unchecked: each frame's content checksum (XXH64) and
 // declared content size. fzstd decodes; this file only walks the frame container (RFC 8878 §3.1) to know where
-// frames end, so that corruption inside literals, which still decodes, is caught too.
+// frames and blocks end. Knowing frames, corruption inside literals (which still decodes) is caught; knowing
+// blocks, at most one block (≤ 128 KiB) is decoded at a time, so a run of zeros that compressed a thousandfold
+// cannot flood memory ahead of a slow reader.
 import { Transform, type TransformCallback } from 'node:stream';
 import { Decompress } from 'fzstd';
 import xxhash from 'xxhash-wasm';
@@ -38,57 +40,110 @@ const corrupt = (message: string, cause?: unknown) => new ContentError('corrupt'
 
 /** Transform from zstd bytes (one or more frames, skippable frames allowed) to the decompressed bytes. */
 export class ZstdDecoder extends Transform {
-  private stage: Stage = { kind: 'magic' };
-  /** Bytes of a header field being collected across chunk boundaries. */
-  private field: number[] = [];
-  private frame: Frame | null = null;
-  private frames = 0;
+  private readonly frames = new ZstdFrames();
+  /** Output of an input chunk not yet pushed because the reader is behind: the next piece, the rest, the callback. */
+  private paused: { next: Buffer; output: Generator<Buffer>; callback: TransformCallback } | null = null;
 
   constructor() {
     super({ readableHighWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    try {
-      this.consume(chunk);
-      callback();
-    } catch (err) {
-      callback(err instanceof ContentError ? err : corrupt((err as Error).message, err));
-    }
+    const output = this.frames.feed(chunk);
+    this.pushFrom(output, callback, () => output.next());
+  }
+
+  override _read(size: number): void {
+    const paused = this.paused;
+    if (!paused) return super._read(size);
+    this.paused = null;
+    this.pushFrom(paused.output, paused.callback, () => ({ done: false, value: paused.next }));
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.stage.kind !== 'magic' || this.field.length > 0) callback(corrupt('the data ends inside a frame (truncated file?)'));
-    else if (this.frames === 0) callback(corrupt('no zstd frame found'));
-    else callback();
+    try {
+      this.frames.end();
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
   }
 
-  private consume(chunk: Uint8Array): void {
-    let i = 0;
-    while (i < chunk.length) {
-      const s = this.stage;
-      if (s.kind === 'skip' || s.kind === 'block-body') {
-        const n = Math.min(s.left, chunk.length - i);
-        s.left -= n;
-        if (s.kind === 'block-body') this.decode(chunk.subarray(i, i + n), s.left === 0 && s.last && !this.frame!.hasChecksum);
-        i += n;
-        if (s.left === 0) this.bodyDone(s);
-        continue;
+  /**
+   * Pushes decoded blocks until the chunk is done (then calls back) or the reader's buffer is full (then waits for
+   * _read). It pauses only with a piece in hand, so a resumed _read always pushes: Readable calls _read again only
+   * after a push.
+   */
+  private pushFrom(output: Generator<Buffer>, callback: TransformCallback, first: () => IteratorResult<Buffer>): void {
+    try {
+      for (let next = first(); !next.done; ) {
+        const more = this.push(next.value);
+        next = output.next();
+        if (!more && !next.done) {
+          this.paused = { next: next.value, output, callback };
+          return;
+        }
       }
-      const need = s.kind === 'frame-header' ? s.need : FIELD_BYTES[s.kind];
-      const n = Math.min(need - this.field.length, chunk.length - i);
-      for (let k = 0; k < n; k++) this.field.push(chunk[i + k]!);
-      // Everything of a zstd frame goes to its decoder; the last checksum byte ends it.
-      if (s.kind !== 'magic' && s.kind !== 'skippable-size') {
-        this.decode(chunk.subarray(i, i + n), s.kind === 'checksum' && this.field.length === need);
-      }
-      i += n;
-      if (this.field.length === need) {
-        const field = this.field;
-        this.field = [];
-        this.fieldDone(s, field);
-      }
+    } catch (err) {
+      return callback(err as Error);
     }
+    callback();
+  }
+}
+
+class ZstdFrames {
+  private stage: Stage = { kind: 'magic' };
+  /** Bytes of a header field being collected across chunk boundaries. */
+  private field: number[] = [];
+  private frame: Frame | null = null;
+  private frames = 0;
+  /** Output of the last decoder call: one block at most. */
+  private decoded: Buffer[] = [];
+
+  /** Decompressed pieces of `chunk`, handed out one block at a time (the caller's pace sets ours). */
+  *feed(chunk: Uint8Array): Generator<Buffer> {
+    try {
+      for (let i = 0; i < chunk.length; ) {
+        i = this.step(chunk, i);
+        if (this.decoded.length > 0) {
+          const out = this.decoded;
+          this.decoded = [];
+          yield* out;
+        }
+      }
+    } catch (err) {
+      throw err instanceof ContentError ? err : corrupt((err as Error).message, err);
+    }
+  }
+
+  end(): void {
+    if (this.stage.kind !== 'magic' || this.field.length > 0) throw corrupt('the data ends inside a frame (truncated file?)');
+    if (this.frames === 0) throw corrupt('no zstd frame found');
+  }
+
+  /** Consumes one header field or one block's body (or as much of it as `chunk` holds) from `i`; returns the new index. */
+  private step(chunk: Uint8Array, i: number): number {
+    const s = this.stage;
+    if (s.kind === 'skip' || s.kind === 'block-body') {
+      const n = Math.min(s.left, chunk.length - i);
+      s.left -= n;
+      if (s.kind === 'block-body') this.decode(chunk.subarray(i, i + n), s.left === 0 && s.last && !this.frame!.hasChecksum);
+      if (s.left === 0) this.bodyDone(s);
+      return i + n;
+    }
+    const need = s.kind === 'frame-header' ? s.need : FIELD_BYTES[s.kind];
+    const n = Math.min(need - this.field.length, chunk.length - i);
+    for (let k = 0; k < n; k++) this.field.push(chunk[i + k]!);
+    // Everything of a zstd frame goes to its decoder; the last checksum byte ends it.
+    if (s.kind !== 'magic' && s.kind !== 'skippable-size') {
+      this.decode(chunk.subarray(i, i + n), s.kind === 'checksum' && this.field.length === need);
+    }
+    if (this.field.length === need) {
+      const field = this.field;
+      this.field = [];
+      this.fieldDone(s, field);
+    }
+    return i + n;
   }
 
   private bodyDone(s: Stage & { kind: 'skip' | 'block-body' }): void {
@@ -181,7 +236,7 @@ export class ZstdDecoder extends Transform {
     const frame = this.frame!;
     frame.produced += BigInt(data.length);
     frame.hash.update(data);
-    this.push(Buffer.from(data.buffer, data.byteOffset, data.length));
+    this.decoded.push(Buffer.from(data.buffer, data.byteOffset, data.length));
   }
 
   private endFrame(checksum: number | null, flushDecoder = false): void {

@@ -58,7 +58,7 @@ test('truncated zstd and zstd with a damaged byte are corrupt; nothing is added'
   before.unchanged();
 });
 
-test('a WIM wimlib cannot read is corrupt, and a missing wimlib is tool-missing naming the package; nothing is added', async (t) => {
+test('a WIM wimlib cannot read is corrupt, an abort in wimverify is interrupted; nothing is added', async (t) => {
   if (!requireTool(t, 'wimcapture', 'wimtools')) return;
   const dir = tempDir(t);
   const store = await populated(dir);
@@ -74,10 +74,21 @@ test('a WIM wimlib cannot read is corrupt, and a missing wimlib is tool-missing 
   before.unchanged();
 
   writeFileSync(join(dir, 'good.wim'), wim);
+  const controller = new AbortController();
+  await rejectsWith(store.import(join(dir, 'good.wim'), { signal: controller.signal, onVerifyProgress: () => controller.abort() }), 'interrupted');
+  before.unchanged();
+});
+
+test('without wimlib a WIM import is tool-missing, naming the package; nothing is added', async (t) => {
+  const dir = tempDir(t);
+  const store = await populated(dir);
+  const before = snapshot(store);
+  // Only the magic matters: the import stops where wimlib would be asked to read it.
+  writeFileSync(join(dir, 'install.wim'), Buffer.concat([Buffer.from('MSWIM\0\0\0'), imageBytes(50_000)]));
   const savedPath = process.env.PATH;
   process.env.PATH = join(dir, 'no-tools-here');
   try {
-    await rejectsWith(store.import(join(dir, 'good.wim')), 'tool-missing', /apt-get install wimtools/);
+    await rejectsWith(store.import(join(dir, 'install.wim')), 'tool-missing', /wiminfo is not installed.*apt-get install wimtools/);
   } finally {
     process.env.PATH = savedPath;
   }

@@ -1,7 +1,9 @@
 // Importing each image format made by the real tools: detection, sizes, metadata, stored bytes, decompressed stream.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ContentError, ContentStore, detectFormat, openImageStream, parseWimInfo } from '../../src/content/index.js';
@@ -93,6 +95,25 @@ test('tiny zstd frames (empty and a few bytes) decode exactly', async (t) => {
   assert.ok(frames[1]!.length < 18, 'a frame shorter than the decoder buffers before decoding');
   writeFileSync(join(dir, 'tiny.zst'), Buffer.concat(frames));
   assert.ok((await readStream(openImageStream(join(dir, 'tiny.zst'), 'zstd'))).equals(Buffer.concat(parts)));
+});
+
+test('zstd of a long zero run decodes no further ahead of a slow reader than a block', async (t) => {
+  if (!requireTool(t, 'zstd', 'zstd')) return;
+  const dir = tempDir(t);
+  const zeros = 32 << 20;
+  writeFileSync(join(dir, 'zeros.zst'), execFileSync('zstd', ['-q', '-c'], { input: Buffer.alloc(zeros), maxBuffer: 1 << 20 }));
+  const stream = openImageStream(join(dir, 'zeros.zst'), 'zstd') as Readable;
+  let total = 0;
+  let mostBuffered = 0;
+  // Each read takes everything buffered: its size is how far decoding ran ahead of this (slow) reader.
+  for await (const part of stream) {
+    total += (part as Buffer).length;
+    mostBuffered = Math.max(mostBuffered, (part as Buffer).length);
+    await new Promise(setImmediate);
+  }
+  assert.equal(total, zeros);
+  const block = 128 << 10;
+  assert.ok(mostBuffered <= stream.readableHighWaterMark + 2 * block, `${mostBuffered} bytes were decoded ahead of the reader`);
 });
 
 test('ISO: volume id, declared size, El Torito BIOS and UEFI entries, Joliet', async (t) => {

@@ -144,3 +144,9 @@ test('metadata that does not match its object hides the object', async (t) => {
   writeFileSync(`${path}.json`, '{"digest": "trunc');
   assert.deepEqual(store.list(), []);
 });
+
+test('a library root that cannot be created is a clear error', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'a-file'), 'x');
+  assert.throws(() => new ContentStore(join(dir, 'a-file', 'lib')), (e: ContentError) => e.code === 'unreadable' && /cannot open the content library/.test(e.message));
+});
