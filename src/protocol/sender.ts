@@ -85,6 +85,8 @@ export interface ReceiverRecord {
   lastHeard: number;
   outcome: ReceiverOutcome;
   reason: string | null;
+  /** Why it was dropped (outcome 'dropped'), for applications that act on it (e.g. a slower stream). */
+  dropReason: DropReason | null;
   completedAt: number | null;
   rttMs: number | null;
   lossPpm: number;
@@ -441,6 +443,7 @@ export class Sender {
         blocksComplete: 0,
         nacks: 0,
         lastStatusAt: null,
+        dropReason: null,
       };
       this.receivers.set(join.nodeId, r);
       this.activeCount++;
@@ -557,7 +560,9 @@ export class Sender {
   }
 
   private drop(now: number, r: ReceiverRecord, code: DropReason, reason: string): void {
+    if (r.outcome !== 'active') return;
     this.dropReasons.set(r.nodeId, code);
+    r.dropReason = code;
     this.queueControl(encodeAck(this.opts.sessionId, { nodeId: r.nodeId, kind: AckKind.Dropped, dropReason: code }), r.address);
     this.finishReceiver(now, r, 'dropped', reason);
   }

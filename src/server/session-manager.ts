@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ReceiverRecord, SenderStats, SenderSummary } from '../protocol/sender.js';
 import { clock } from '../transport/drive.js';
 import { sendImage, symbolSizeFor, type SendControl } from '../transport/session.js';
+import { DropReason } from '../protocol/wire.js';
 import { familyOf } from '../transport/udp.js';
 import type { ClientOutcome, ClientRecord, ImageRecord, Repositories, SessionRecord, SessionState } from '../db/repositories.js';
 import { allocateGroupPort } from './address-pool.js';
@@ -408,8 +409,7 @@ export class SessionManager {
       c.receiver = { ...r };
       if (c.active && r.outcome !== 'active') {
         c.active = false;
-        // The engine's slow-client drop (minReceiverRateBps) says "too slow" in its reason.
-        if (r.outcome === 'dropped' && r.reason?.startsWith('too slow')) {
+        if (r.outcome === 'dropped' && r.dropReason === DropReason.TooSlow) {
           this.slowDropped.add(c.ticket);
           this.o.log.info({ session: session.id, client: c.name, reason: r.reason }, 'slow client disconnected');
         }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SimNetwork, seededRandom, type LinkOptions, type NetworkOptions } from '../../sim/network.js';
 import { Sender, type SenderOptions } from '../../src/protocol/sender.js';
-import { encodeJoin } from '../../src/protocol/wire.js';
+import { DropReason, encodeJoin } from '../../src/protocol/wire.js';
 import { PacketProtector } from '../../src/protocol/crypto.js';
 
 function image(bytes: number, seed = 1): Uint8Array {
@@ -257,6 +257,7 @@ test('slow-client handling: a receiver below the minimum receiver rate is droppe
   }
   const record = net.summary!.receivers.find((r) => r.nodeId === 1001)!;
   assert.equal(record.outcome, 'dropped');
+  assert.equal(record.dropReason, DropReason.TooSlow);
   assert.match(record.reason ?? '', /too slow: took in \d+\.\d Mbit\/s, the session's minimum is 20\.0 Mbit\/s/);
   // The rate never went below the floor for the slow receiver's sake.
   assert.ok(net.summary!.stats.rateBps >= 20e6, `final rate ${net.summary!.stats.rateBps}`);
