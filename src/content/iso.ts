@@ -3,28 +3,9 @@
 import { promises as fs } from 'node:fs';
 import { ContentError } from './errors.js';
 import { ISO_SECTOR_BYTES } from './formats.js';
+import type { IsoInfo } from './details.js';
 
-export interface IsoInfo {
-  volumeId: string;
-  systemId?: string;
-  volumeSetId?: string;
-  publisherId?: string;
-  preparerId?: string;
-  applicationId?: string;
-  /** Volume creation time from the primary volume descriptor, ISO 8601. */
-  createdAt?: string;
-  /** Bytes the volume declares (volume space size × logical block size); the file is at least this long. */
-  volumeBytes: number;
-  /** Firmware that can boot it (El Torito): 'bios', 'uefi', or another platform's name. */
-  bootPlatforms: string[];
-  /** An MBR boot signature too (isohybrid): the image can be written to a USB stick or disk as it is. */
-  hybrid: boolean;
-  /** A Joliet supplementary descriptor (long Unicode names, Windows media). */
-  joliet: boolean;
-  /** A UDF volume recognition sequence (Windows installation media are UDF bridge discs). */
-  udf: boolean;
-  [k: string]: unknown;
-}
+export type { IsoInfo };
 
 const FIRST_DESCRIPTOR_SECTOR = 16;
 /** Real images have a handful of descriptors; a bound keeps a hostile image from making us read forever. */

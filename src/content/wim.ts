@@ -2,31 +2,9 @@
 // images, `wimverify` decompresses every resource and checks its SHA-1, so a WIM that wimlib cannot apply is refused.
 import { spawn } from 'node:child_process';
 import { ContentError, interrupted } from './errors.js';
+import type { WimImageInfo, WimInfo } from './details.js';
 
-export interface WimImageInfo {
-  index: number;
-  name: string;
-  description?: string;
-  /** Bytes of the files once applied. */
-  totalBytes?: number;
-  fileCount?: number;
-  directoryCount?: number;
-  /** As wimlib names it: x86, x86_64, ARM, ARM64, ia64. */
-  architecture?: string;
-  displayName?: string;
-  editionId?: string;
-  productName?: string;
-  languages?: string[];
-  /** Windows version as major.minor.build, e.g. 10.0.19045. */
-  windowsVersion?: string;
-  /** The image Windows boots from (boot.wim's Windows PE). */
-  bootable?: boolean;
-}
-
-export interface WimInfo {
-  images: WimImageInfo[];
-  compression?: string;
-}
+export type { WimImageInfo, WimInfo };
 
 const INSTALL_HINT = "WIM images need wimlib's tools: install them (Debian/Ubuntu: apt-get install wimtools) and import again";
 

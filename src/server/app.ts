@@ -3,7 +3,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
+import type { FieldProblem } from './api-types.js';
 import { HttpError, type ServerContext } from './context.js';
+import { consoleRoutes } from './routes-console.js';
 import { adminRoutes } from './routes-admin.js';
 import { CLIENT_SECRET_HEADER, clientRoutes } from './routes-client.js';
 
@@ -32,11 +34,12 @@ export async function buildApp(ctx: ServerContext, logger: FastifyServerOptions[
     },
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, req, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: SchemaViolation[]; code?: string }, req, reply) => {
     const status = err instanceof HttpError ? err.statusCode : err.validation ? 400 : (err.statusCode ?? 500);
     if (status >= 500) req.log.error({ err }, 'request failed');
     const message = err.validation ? `invalid request: ${err.message}` : status >= 500 ? `internal error: ${err.message}` : err.message;
-    return reply.code(status).send({ statusCode: status, error: httpReason(status), message });
+    const problems = err instanceof HttpError ? err.problems : err.validation ? err.validation.map(fieldProblem) : [];
+    return reply.code(status).send({ statusCode: status, error: httpReason(status), message, ...(problems.length ? { problems } : {}) });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${req.method} ${req.url} (the API is described at ${OPENAPI_PATH})` }));
 
@@ -56,7 +59,22 @@ export async function buildApp(ctx: ServerContext, logger: FastifyServerOptions[
   app.get(OPENAPI_PATH, { schema: { hide: true } }, async () => app.swagger());
   adminRoutes(app, ctx);
   clientRoutes(app, ctx);
+  await consoleRoutes(app);
   return app;
+}
+
+/** What Ajv reports for one schema violation. */
+interface SchemaViolation {
+  instancePath: string;
+  message?: string;
+  params: { additionalProperty?: string; missingProperty?: string };
+}
+
+/** A schema violation as a field problem: "portStart must be >= 1024" for the field portStart. */
+function fieldProblem(v: SchemaViolation): FieldProblem {
+  const field = v.instancePath.slice(1).replaceAll('/', '.') || v.params.missingProperty || v.params.additionalProperty || null;
+  const what = v.params.additionalProperty ? `${v.message ?? 'is not allowed'}: ${v.params.additionalProperty}` : (v.message ?? 'is invalid');
+  return { field, message: field && !v.params.additionalProperty && !v.params.missingProperty ? `${field} ${what}` : what };
 }
 
 function httpReason(status: number): string {

@@ -3,6 +3,7 @@ import type { ContentStore } from '../content/index.js';
 import type { ServerConfig } from '../config/server-config.js';
 import type { Repositories } from '../db/repositories.js';
 import type { AdminAuth } from './admin-auth.js';
+import type { FieldProblem } from './api-types.js';
 import type { DpSettingsStore } from './dp-settings.js';
 import type { ImportJobs } from './imports.js';
 import type { SessionManager } from './session-manager.js';
@@ -27,6 +28,7 @@ export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
+    readonly problems: FieldProblem[] = [],
   ) {
     super(message);
   }

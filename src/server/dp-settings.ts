@@ -1,31 +1,9 @@
 // The distribution point's multicast settings: ConfigMgr's multicast tab plus WDS's auto-cast and slow-client
 // handling. One flat document, so that a partial update is a plain merge followed by validation.
 import { isIP } from 'node:net';
+import type { DpSettings, FieldProblem } from './api-types.js';
 
-export type SlowClientHandling = 'none' | 'disconnect' | 'slower-stream';
-
-export interface DpSettings {
-  multicastEnabled: boolean;
-  /** 'any': the admin-scoped range 239.255.0.0/16; 'range': addressStart..addressEnd. */
-  addressPool: 'any' | 'range';
-  addressStart: string | null;
-  addressEnd: string | null;
-  portStart: number;
-  portEnd: number;
-  /** Client transfer rate: ceiling on the link rate in bits/s; null = unlimited (adapts to receivers' loss). */
-  transferRateBps: number | null;
-  /** Multicast clients admitted at once on this distribution point, over all its sessions. */
-  maxClients: number;
-  /** Scheduled multicast: a session starts when minimumSessionSize clients have joined or the delay expired. */
-  scheduledMulticast: boolean;
-  sessionStartDelaySeconds: number;
-  minimumSessionSize: number;
-  /** Auto-cast: clients may join a session already sending; they get what they missed in later passes. */
-  autoCast: boolean;
-  slowClientHandling: SlowClientHandling;
-  /** Clients receiving slower than this are acted on (disconnect, or moved to the slower stream). */
-  slowClientThresholdBps: number | null;
-}
+export type { DpSettings, SlowClientHandling } from './api-types.js';
 
 export const DEFAULT_DP_SETTINGS: DpSettings = {
   multicastEnabled: true,
@@ -56,7 +34,14 @@ export const RATE_PROFILES: Record<string, number | null> = {
   unlimited: null,
 };
 
-export class SettingsError extends Error {}
+export class SettingsError extends Error {
+  constructor(
+    message: string,
+    readonly problems: FieldProblem[] = [],
+  ) {
+    super(message);
+  }
+}
 
 /** Address as a number (BigInt covers IPv6); family 4 or 6. */
 export function addressValue(address: string): { family: 4 | 6; value: bigint } {
@@ -122,63 +107,71 @@ const KEYS = Object.keys(DEFAULT_DP_SETTINGS) as (keyof DpSettings)[];
  */
 export function validateDpSettings(input: DpSettings): DpSettings {
   const s = { ...input };
-  const problems: string[] = [];
+  const problems: FieldProblem[] = [];
+  const problem = (field: keyof DpSettings | null, message: string) => problems.push({ field, message });
   const unknown = Object.keys(input).filter((k) => !KEYS.includes(k as keyof DpSettings));
-  if (unknown.length) problems.push(`unknown setting(s): ${unknown.join(', ')}`);
+  if (unknown.length) problem(null, `unknown setting(s): ${unknown.join(', ')}`);
   const intIn = (key: keyof DpSettings, min: number, max: number) => {
     const v = s[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problem(key, `${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
   };
   if (s.addressPool === 'range') {
     if (!s.addressStart || !s.addressEnd) {
-      problems.push('addressPool "range" needs addressStart and addressEnd (e.g. 239.255.0.1 and 239.255.0.255)');
+      problem(s.addressStart ? 'addressEnd' : 'addressStart', 'addressPool "range" needs addressStart and addressEnd (e.g. 239.255.0.1 and 239.255.0.255)');
     } else {
-      try {
-        const a = checkMulticast('addressStart', s.addressStart);
-        const b = checkMulticast('addressEnd', s.addressEnd);
-        if (a.family !== b.family) problems.push(`addressStart ${s.addressStart} and addressEnd ${s.addressEnd} mix IPv4 and IPv6: give both of one family`);
-        else if (a.value > b.value) problems.push(`addressStart ${s.addressStart} is after addressEnd ${s.addressEnd}`);
+      // Each end is checked on its own, so that a form can show each problem next to its field.
+      const checked = (field: 'addressStart' | 'addressEnd', address: string) => {
+        try {
+          return checkMulticast(field, address);
+        } catch (err) {
+          problem(field, (err as Error).message);
+          return null;
+        }
+      };
+      const a = checked('addressStart', s.addressStart);
+      const b = checked('addressEnd', s.addressEnd);
+      if (a && b) {
+        if (a.family !== b.family) problem('addressEnd', `addressStart ${s.addressStart} and addressEnd ${s.addressEnd} mix IPv4 and IPv6: give both of one family`);
+        else if (a.value > b.value) problem('addressStart', `addressStart ${s.addressStart} is after addressEnd ${s.addressEnd}`);
         else {
           s.addressStart = addressString(a.family, a.value);
           s.addressEnd = addressString(b.family, b.value);
         }
-      } catch (err) {
-        problems.push((err as Error).message);
       }
     }
   } else if (s.addressPool === 'any') {
     s.addressStart = null;
     s.addressEnd = null;
   } else {
-    problems.push(`addressPool must be "any" or "range", got ${JSON.stringify(s.addressPool)}`);
+    problem('addressPool', `addressPool must be "any" or "range", got ${JSON.stringify(s.addressPool)}`);
   }
   intIn('portStart', 1024, 65535);
   intIn('portEnd', 1024, 65535);
-  if (s.portStart > s.portEnd) problems.push(`portStart ${s.portStart} is after portEnd ${s.portEnd}`);
+  if (s.portStart > s.portEnd) problem('portStart', `portStart ${s.portStart} is after portEnd ${s.portEnd}`);
   if (s.transferRateBps !== null && (typeof s.transferRateBps !== 'number' || !(s.transferRateBps >= 1000))) {
-    problems.push(`transferRateBps must be at least 1000 bits/s, or null for unlimited; got ${JSON.stringify(s.transferRateBps)}`);
+    problem('transferRateBps', `transferRateBps must be at least 1000 bits/s, or null for unlimited; got ${JSON.stringify(s.transferRateBps)}`);
   }
   intIn('maxClients', 1, 100_000);
   intIn('minimumSessionSize', 1, 100_000);
   if (s.minimumSessionSize > s.maxClients) {
-    problems.push(`minimumSessionSize ${s.minimumSessionSize} is more than maxClients ${s.maxClients}: such a session could never fill; lower it or raise maxClients`);
+    problem('minimumSessionSize', `minimumSessionSize ${s.minimumSessionSize} is more than maxClients ${s.maxClients}: such a session could never fill; lower it or raise maxClients`);
   }
   if (typeof s.sessionStartDelaySeconds !== 'number' || !(s.sessionStartDelaySeconds >= 0 && s.sessionStartDelaySeconds <= 7 * 86400)) {
-    problems.push(`sessionStartDelaySeconds must be from 0 to ${7 * 86400} (a week), got ${JSON.stringify(s.sessionStartDelaySeconds)}`);
+    problem('sessionStartDelaySeconds', `sessionStartDelaySeconds must be from 0 to ${7 * 86400} (a week), got ${JSON.stringify(s.sessionStartDelaySeconds)}`);
   }
   for (const key of ['multicastEnabled', 'scheduledMulticast', 'autoCast'] as const) {
-    if (typeof s[key] !== 'boolean') problems.push(`${key} must be true or false`);
+    if (typeof s[key] !== 'boolean') problem(key, `${key} must be true or false`);
   }
   if (!['none', 'disconnect', 'slower-stream'].includes(s.slowClientHandling)) {
-    problems.push(`slowClientHandling must be "none", "disconnect" or "slower-stream", got ${JSON.stringify(s.slowClientHandling)}`);
+    problem('slowClientHandling', `slowClientHandling must be "none", "disconnect" or "slower-stream", got ${JSON.stringify(s.slowClientHandling)}`);
   } else if (s.slowClientHandling !== 'none') {
     if (typeof s.slowClientThresholdBps !== 'number' || !(s.slowClientThresholdBps >= 1000)) {
-      problems.push(`slowClientHandling "${s.slowClientHandling}" needs slowClientThresholdBps (at least 1000 bits/s), e.g. 10M`);
+      problem('slowClientThresholdBps', `slowClientHandling "${s.slowClientHandling}" needs slowClientThresholdBps (at least 1000 bits/s), e.g. 10M`);
     } else if (s.transferRateBps !== null && s.slowClientThresholdBps >= s.transferRateBps) {
-      problems.push(`slowClientThresholdBps ${s.slowClientThresholdBps} must be below the transfer rate ${s.transferRateBps}, or every client is slow`);
+      problem('slowClientThresholdBps', `slowClientThresholdBps ${s.slowClientThresholdBps} must be below the transfer rate ${s.transferRateBps}, or every client is slow`);
     }
   }
-  if (problems.length) throw new SettingsError(`invalid distribution point settings: ${problems.join('; ')}`);
+  if (problems.length) throw new SettingsError(`invalid distribution point settings: ${problems.map((p) => p.message).join('; ')}`, problems);
   return s;
 }
 

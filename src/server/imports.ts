@@ -3,8 +3,11 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { type ContentStore, type ImageFormat, type ImportResult } from '../content/index.js';
-import { ConflictError, type ImageRecord, type PackageSettings, type Repositories } from '../db/repositories.js';
+import { ConflictError, type PackageSettings, type Repositories } from '../db/repositories.js';
+import type { ImportJob } from './api-types.js';
 import { HttpError } from './context.js';
+
+export type { ImportJob, ImportState } from './api-types.js';
 import { sessionGeometry } from './session-manager.js';
 
 export interface ImportRequest extends Partial<PackageSettings> {
@@ -20,26 +23,11 @@ export interface ImportRequest extends Partial<PackageSettings> {
   sourceLabel?: string;
 }
 
-export type ImportState = 'running' | 'completed' | 'failed' | 'cancelled';
-
-export interface ImportJob {
-  id: string;
-  name: string;
-  source: string;
-  state: ImportState;
-  stage: 'copying' | 'hashing blocks' | 'recording' | 'done';
-  doneBytes: number;
-  totalBytes: number;
-  startedAt: string;
-  finishedAt: string | null;
-  image: ImageRecord | null;
-  error: { code: string; message: string } | null;
-}
-
 /** Checks package settings combine sensibly (ConfigMgr greys out "multicast only" without "allow multicast"). */
 export function checkPackageSettings(s: PackageSettings): void {
   if (s.multicastOnly && !s.allowMulticast) {
-    throw new HttpError(400, 'a multicast-only package must allow multicast: drop --multicast-only or add --allow-multicast');
+    const message = 'a multicast-only package must allow multicast: drop --multicast-only or add --allow-multicast';
+    throw new HttpError(400, message, [{ field: 'multicastOnly', message }]);
   }
 }
 

@@ -7,7 +7,15 @@ const bool = { type: 'boolean' } as const;
 const obj = (properties: Record<string, unknown>, required: string[] = Object.keys(properties), extra: Record<string, unknown> = {}) =>
   ({ type: 'object', properties, required, additionalProperties: false, ...extra }) as const;
 
-export const errorSchema = obj({ statusCode: int, error: str, message: str }, ['message']);
+export const errorSchema = obj(
+  {
+    statusCode: int,
+    error: str,
+    message: str,
+    problems: { type: 'array', description: 'each problem of the request, by field (for forms)', items: obj({ field: nstr, message: str }) },
+  },
+  ['message'],
+);
 
 export const imageName = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' } as const;
 export const digestSchema = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;

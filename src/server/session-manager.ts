@@ -11,7 +11,9 @@ import { familyOf } from '../transport/udp.js';
 import type { ClientOutcome, ClientRecord, ImageRecord, Repositories, SessionRecord, SessionState } from '../db/repositories.js';
 import { allocateGroupPort } from './address-pool.js';
 import { HttpError } from './context.js';
-import type { DpSettings } from './dp-settings.js';
+import type { DpSettings, LiveClientStatus, LiveSessionStatus } from './api-types.js';
+
+export type { LiveClientStatus, LiveSessionStatus };
 
 /** What the session manager needs of the content store (src/content's ContentStore provides it). */
 export interface ContentLibrary {
@@ -64,30 +66,6 @@ export interface ClientReport {
   bytes?: number | null;
   durationMs?: number | null;
   repairsRequested?: number | null;
-}
-
-export interface LiveClientStatus {
-  ticket: string;
-  name: string;
-  nodeId: number;
-  joined: boolean;
-  outcome: ReceiverRecord['outcome'] | 'admitted';
-  reason: string | null;
-  bytesComplete: number;
-  progress: number;
-  rttMs: number | null;
-  lossPpm: number;
-  repairsRequested: number;
-}
-
-export interface LiveSessionStatus {
-  phase: SenderStats['phase'] | 'scheduled';
-  admitting: boolean;
-  rateBps: number | null;
-  wireBytes: number;
-  firstPassBytes: number;
-  imageSize: number;
-  clients: LiveClientStatus[];
 }
 
 type Tier = 'normal' | 'slow';
