@@ -57,7 +57,8 @@ export class ClientRates {
       const prev = this.last.get(c.ticket);
       let rateBps: number | null = prev?.rateBps ?? null;
       if (prev && now > prev.at) rateBps = ((c.bytesComplete - prev.bytes) * 8 * 1000) / (now - prev.at);
-      if (c.outcome !== 'joined' && c.outcome !== 'admitted') rateBps = null;
+      // Only a receiver still taking data has a rate ('admitted': not joined yet).
+      if (c.outcome !== 'active') rateBps = null;
       this.last.set(c.ticket, { bytes: c.bytesComplete, at: now, rateBps });
     }
   }

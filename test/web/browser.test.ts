@@ -1,6 +1,6 @@
 // The web console end to end in headless Chromium (playwright-core drives the system's /usr/bin/chromium)
-// against a real server on loopback: sign-in (a wrong token is refused), the dashboard, an import by path,
-// the library, a distribution point setting saved and a bad one refused next to its field, a client served by
+// against a real server on loopback: sign-in (a wrong token is refused), the dashboard, an import by path and
+// an upload, the library, a distribution point setting saved and a bad one refused next to its field, a client served by
 // multicast seen on the sessions and clients pages, and a refused token returning to the sign-in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 // page.evaluate() gets its browser-side code as strings: this file is compiled without the DOM's types.
-import { privatePools, run, startServer, tempDir } from '../server/helpers.js';
+import { privatePools, run } from '../server/helpers.js';
+import { startWebServer } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -17,12 +18,13 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 const WAIT_MS = 20_000;
 
 test('web console in a browser', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does) to run the browser test` }, async (t) => {
-  const dir = tempDir(t, 'fc-web-browser-');
-  const s = await startServer(t, join(dir, 'data'));
+  const { dir, server: s, atEnd } = await startWebServer(t, 'fc-web-browser-');
   const pools = privatePools();
   assert.equal((await s.api('PATCH', '/api/v1/dp', pools)).status, 200);
   const imagePath = join(dir, 'disk.img');
   writeFileSync(imagePath, randomBytes(2 * 1024 * 1024 + 4321));
+  const uploadPath = join(dir, 'winpe x64.img');
+  writeFileSync(uploadPath, randomBytes(300_000));
 
   // launchPersistentContext gives Chromium its own fresh --user-data-dir (Playwright refuses it in args).
   const context: BrowserContext = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
@@ -31,7 +33,7 @@ test('web console in a browser', { skip: existsSync(CHROMIUM) ? false : `${CHROM
     headless: true,
     viewport: { width: 1280, height: 900 },
   });
-  t.after(() => context.close());
+  atEnd(() => context.close());
   context.setDefaultTimeout(WAIT_MS);
   const page: Page = context.pages()[0] ?? (await context.newPage());
   const pageErrors: string[] = [];
@@ -80,6 +82,15 @@ test('web console in a browser', { skip: existsSync(CHROMIUM) ? false : `${CHROM
     await row.waitFor();
     assert.match((await row.innerText()).replace(/\s+/g, ' '), /win11-lab 23H2 raw 2\.0 MiB multicast/);
     await page.getByRole('region', { name: 'Imports' }).getByText('completed').waitFor();
+
+    // An upload from this computer: the name comes from the file's name; the library shows it when imported.
+    await form.getByLabel('Upload from this computer').check();
+    await form.getByLabel('File to upload').setInputFiles(uploadPath);
+    assert.equal(await form.getByLabel('Name', { exact: true }).inputValue(), 'winpe-x64');
+    await form.getByRole('button', { name: 'Import' }).click();
+    await page.getByRole('status').filter({ hasText: 'Import of winpe-x64 started' }).waitFor();
+    await library.getByRole('link', { name: 'winpe-x64' }).waitFor();
+    assert.equal((await s.api('GET', '/api/v1/images/winpe-x64')).body.size, 300_000);
 
     await row.getByRole('link', { name: 'win11-lab' }).click();
     await page.getByRole('heading', { name: 'Image win11-lab', level: 1 }).waitFor();

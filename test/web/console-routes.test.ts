@@ -5,8 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { join } from 'node:path';
-import { startServer, tempDir } from '../server/helpers.js';
+import { startWebServer } from './helpers.js';
 
 /**
  * A GET sent exactly as given: fetch would normalize "..", and it makes a conditional request uncacheable
@@ -25,8 +24,7 @@ function rawGet(url: string, path: string, headers: Record<string, string> = {})
 }
 
 test('web console routes', async (t) => {
-  const dir = tempDir(t, 'fc-web-routes-');
-  const s = await startServer(t, join(dir, 'data'));
+  const { server: s } = await startWebServer(t, 'fc-web-routes-');
 
   await t.test('the page is served at / and at every console path, with a strict CSP and revalidation', async () => {
     for (const path of ['/', '/console/', '/console/images', '/console/images/win11', '/console/sessions/12', '/console/no/such/page']) {

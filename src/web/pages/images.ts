@@ -134,6 +134,8 @@ function importForm(ctx: PageContext, onStarted: () => void): HTMLElement {
       }
       uploadStatus.replaceChildren(notice('ok', `Import of ${settings.name} started: its progress is under Imports.`));
       form.reset();
+      // reset() puts the source radios back to their first state: keep the source the administrator chose.
+      for (const r of form.querySelectorAll<HTMLInputElement>('input[name=source]')) r.checked = r.value === source;
       syncSource();
       syncMulticast();
       onStarted();

@@ -12,15 +12,36 @@ export const title = (params: Record<string, string>) => `Session #${params.id}`
 const LIVE_REFRESH_MS = 1000;
 const isLive = (s: Session) => s.state === 'waiting' || s.state === 'running';
 
-/** The session's recorded parameters in words (unknown ones as they are). */
+const yesNo = (v: unknown) => (v ? 'yes' : 'no');
+const rateText = (v: unknown) => (v === null ? 'unlimited' : formatRate(Number(v)));
+
+/** Labels and formats of the parameters a session records (src/server/session-manager.ts); others show as they are. */
+const PARAMS: Record<string, [label: string, format?: (v: unknown) => string]> = {
+  tier: ['Stream', (v) => (v === 'slow' ? 'slower stream (slow clients)' : 'normal')],
+  rateBps: ['Transfer rate', rateText],
+  encrypted: ['Encrypted', (v) => (v ? 'yes (AES-256-GCM)' : 'no')],
+  autoCast: ['Auto-cast', yesNo],
+  scheduledMulticast: ['Scheduled', yesNo],
+  sessionStartDelaySeconds: ['Start delay', (v) => duration(Number(v) * 1000)],
+  minimumSessionSize: ['Minimum session size'],
+  slowClientHandling: ['Slow clients'],
+  slowClientThresholdBps: ['Slow below', rateText],
+  interface: ['Interface'],
+  ttl: ['Multicast TTL'],
+  mtu: ['MTU (bytes)'],
+  symbolSize: ['Symbol size (bytes)'],
+  blockSymbols: ['Symbols per FEC block'],
+  blockBytes: ['FEC block (bytes)', (v) => count(Number(v))],
+  engineSessionId: ['Engine session id'],
+};
+
 function paramsFacts(params: Record<string, unknown>): HTMLElement {
-  const known: Record<string, (v: unknown) => string> = {
-    rateBps: (v) => (v === null ? 'unlimited' : formatRate(Number(v))),
-    encrypted: (v) => (v ? 'yes (AES-256-GCM)' : 'no'),
-    tier: (v) => (v === 'slow' ? 'slower stream (slow clients)' : String(v)),
-    sessionStartDelaySeconds: (v) => (v === null ? '—' : duration(Number(v) * 1000)),
-  };
-  return facts(Object.entries(params).map(([k, v]) => [k, known[k] ? known[k](v) : typeof v === 'object' ? JSON.stringify(v) : String(v)]));
+  return facts(
+    Object.entries(params).map(([key, v]) => {
+      const [label, format] = PARAMS[key] ?? [key];
+      return [label, v === null || v === undefined ? '—' : format ? format(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)];
+    }),
+  );
 }
 
 export async function render(main: HTMLElement, ctx: PageContext): Promise<void> {
