@@ -96,7 +96,7 @@ export function section(title: string, ...children: Child[]): HTMLElement {
 }
 
 /** Asks for confirmation in a modal dialog (Escape or Cancel: no). Resolves true when confirmed. */
-export function confirmDialog(title: string, message: string, confirmLabel: string): Promise<boolean> {
+export function confirmDialog(title: string, message: string, confirmLabel: string, dismissLabel = 'Cancel'): Promise<boolean> {
   return new Promise((resolve) => {
     const dialog = h(
       'dialog',
@@ -106,7 +106,7 @@ export function confirmDialog(title: string, message: string, confirmLabel: stri
         { method: 'dialog' },
         h('h2', { id: 'confirm-title' }, title),
         h('p', { id: 'confirm-message' }, message),
-        h('div', { class: 'actions' }, h('button', { value: 'cancel', autofocus: true }, 'Cancel'), h('button', { value: 'confirm', class: 'danger' }, confirmLabel)),
+        h('div', { class: 'actions' }, h('button', { value: 'cancel', autofocus: true }, dismissLabel), h('button', { value: 'confirm', class: 'danger' }, confirmLabel)),
       ),
     );
     dialog.addEventListener('close', () => {

@@ -157,7 +157,9 @@ export class Router {
     }
     if (controller.signal.aborted) return;
     // Keyboard and screen-reader users land on the new page's heading (not on a first load: the browser's place).
-    if (!firstRender) container.querySelector<HTMLElement>('h1')?.focus();
+    const heading = container.querySelector('h1');
+    if (heading) heading.tabIndex = -1;
+    if (!firstRender) heading?.focus();
   }
 
   private render(controller: AbortController, title: string, children: Child[], focus: boolean): void {

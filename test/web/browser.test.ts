@@ -64,6 +64,8 @@ test('web console in a browser', { skip: existsSync(CHROMIUM) ? false : `${CHROM
   await t.test('an image imported by its path on the server appears in the library', async () => {
     await page.getByRole('navigation').getByRole('link', { name: 'Images' }).click();
     await page.getByRole('heading', { name: 'Images', level: 1 }).waitFor();
+    // Focus moves to the new page's heading (keyboard and screen-reader users start there).
+    await page.waitForFunction(`document.activeElement?.tagName === 'H1' && document.activeElement.textContent === 'Images'`);
     await page.getByRole('region', { name: 'Library' }).getByText('The library is empty').waitFor();
     // A relative path is refused by the API, next to the path field.
     const form = page.getByRole('form', { name: 'Import an image' });

@@ -64,11 +64,14 @@ export async function render(main: HTMLElement, ctx: PageContext): Promise<void>
   let ended = false;
   const cancel = h('button', { type: 'button', class: 'danger' }, 'Cancel session');
   cancel.addEventListener('click', async () => {
-    if (!(await confirmDialog(`Cancel session #${id}?`, 'Its clients are told at once; those that allow it fall back to unicast, the others fail. This cannot be undone.', 'Cancel the session'))) return;
+    if (!(await confirmDialog(`Cancel session #${id}?`, 'Its clients are told at once; those that allow it fall back to unicast, the others fail. This cannot be undone.', 'Cancel the session', 'Keep it running'))) return;
     cancel.disabled = true;
     try {
       await ctx.api.request<Session>('POST', `/api/v1/sessions/${id}/cancel`, {}, ctx.signal);
       status.replaceChildren(notice('ok', `Session #${id} was cancelled.`));
+      // The button goes with the live state: keep the keyboard's place on the page.
+      heading.tabIndex = -1;
+      heading.focus();
     } catch (err) {
       if (!(err instanceof ApiError) || err.status === 401) throw err;
       status.replaceChildren(notice('error', err.message));
