@@ -24,8 +24,10 @@ import { bool, DEFAULT_LIMIT, isUniqueViolation, str, updateStatement, type Db, 
 
 const json = <T>(v: unknown): T => JSON.parse(String(v)) as T;
 
+/** SQLite reports ON DELETE RESTRICT as a trigger constraint, a missing parent as a foreign key one. */
 function isForeignKeyViolation(err: unknown): boolean {
-  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+  const e = err as { code?: string; message?: string };
+  return e.code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || (e.code === 'SQLITE_CONSTRAINT_TRIGGER' && /FOREIGN KEY/.test(e.message ?? ''));
 }
 
 export function sqliteDeploymentRepositories(db: Db) {

@@ -220,7 +220,7 @@ export function foldStatus(deviceId: number, current: DeviceDeploymentSummary | 
     case 'step-started':
       if (m.step && m.step.type !== 'group') {
         const d = m.details ?? {};
-        s.currentStep = { ...m.step, ordinal: typeof d.ordinal === 'number' ? d.ordinal : null, total: typeof d.total === 'number' ? d.total : null };
+        s.currentStep = { path: m.step.path, name: m.step.name, type: m.step.type, ordinal: typeof d.ordinal === 'number' ? d.ordinal : null, total: typeof d.total === 'number' ? d.total : null };
         s.progress = null;
       }
       if (s.state === 'waiting') s.state = 'running';
