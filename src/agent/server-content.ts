@@ -3,6 +3,7 @@
 // ContentProvider. Content already complete in the work folder (a step that runs again after a restart or a
 // crash) is verified and reused instead of fetched again.
 import { promises as fs } from 'node:fs';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient, ApiError } from '../client/api.js';
 import { fetchImage, type FetchResult } from '../client/fetch.js';
@@ -75,6 +76,7 @@ export class ServerContentProvider implements ContentProvider {
   async fetch(ref: ImageReference, destPath: string, opts: FetchOptions = {}): Promise<FetchedContent> {
     const facts = await this.facts(ref, opts.signal);
     const content: FetchedContent = { path: destPath, format: facts.format, size: facts.size, digest: facts.digest, ...(facts.uncompressedSize !== null ? { uncompressedSize: facts.uncompressedSize } : {}) };
+    await fs.mkdir(dirname(destPath), { recursive: true });
     const have = await fs.stat(destPath).catch(() => null);
     if (have?.size === facts.size && (await sha256File(destPath, opts)) === facts.digest) return content;
     const deadline = Date.now() + (this.o.unreachableRetryMs ?? 300_000);
