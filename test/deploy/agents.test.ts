@@ -2,17 +2,19 @@
 // zstd-compressed raw image in its library, three `fleetcast agent` processes each with its own disk image
 // file. A required deployment partitions (GPT), formats NTFS, applies the WIM to the NTFS partition and the
 // raw image to a second partition, writes the hostname, restarts (each agent exits with code 3 and is
-// started again) and finishes. Then a second deployment writes the raw image to the three whole disks,
+// started again, while the server is down: status messages wait on disk) and finishes. Then a second deployment writes the raw image to the three whole disks,
 // byte-exact. Checked: one multicast session per image served the three, each disk's content, and the
 // server's summary (3 succeeded, steps in order).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
-import { privatePools, run, startServer, tempDir, until, type Run } from '../server/helpers.js';
+import { privatePools, run, startServer, until, type Run } from '../server/helpers.js';
 
 const TOOLS = ['losetup', 'partx', 'sfdisk', 'mkfs.ntfs', 'ntfs-3g', 'ntfscat', 'blkid', 'wimcapture', 'wimapply'];
 const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
@@ -65,16 +67,21 @@ interface StatusView {
 }
 
 test('three agents: a required deployment end to end, then a raw image byte-exact to three disks', { skip }, async (t) => {
-  const dir = tempDir(t, 'fc-deploy-e2e-');
+  const dir = mkdtempSync(join(tmpdir(), 'fc-deploy-e2e-'));
   const disks = AGENTS.map((a) => join(dir, `${a.name}.img`));
-  t.after(() => {
+  const procs: ReturnType<typeof run>[] = [];
+  // In this order, even after a failure: agents stopped, their loop devices detached, then the files removed.
+  t.after(async () => {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await Promise.race([Promise.all(procs.map((p) => p.done)), sleep(10_000)]);
     for (const f of disks) for (const loop of loopsOf(f)) spawnSync('losetup', ['--detach', loop]);
+    rmSync(dir, { recursive: true, force: true });
   });
   for (const f of disks) {
     writeFileSync(f, '');
     truncateSync(f, 72 * 1024 * 1024);
   }
-  const s = await startServer(t, join(dir, 'data'), ['--agent-poll-interval', '1']);
+  let s = await startServer(t, join(dir, 'data'), ['--agent-poll-interval', '1']);
   const dp = await s.api('PATCH', '/api/v1/dp', { ...privatePools(), scheduledMulticast: true, minimumSessionSize: 3, sessionStartDelaySeconds: 120, autoCast: false, maxClients: 10 });
   assert.equal(dp.status, 200, JSON.stringify(dp.body));
 
@@ -102,8 +109,6 @@ test('three agents: a required deployment end to end, then a raw image byte-exac
 
   // Three agents, as real processes; each gets its own data folder and disk image file.
   const agentArgs = (i: number) => ['agent', '--server', s.url, '--target', `disk0=${disks[i]}`, '--data', join(dir, `agent-${i + 1}`), '--name', AGENTS[i]!.name, '--mac', AGENTS[i]!.mac, '--interface', 'lo'];
-  const procs: ReturnType<typeof run>[] = [];
-  t.after(() => procs.forEach((p) => p.child.exitCode === null && p.child.kill('SIGKILL')));
   const start = (i: number) => {
     const p = run(agentArgs(i), { timeoutMs: 240_000 });
     procs[i] = p;
@@ -153,7 +158,21 @@ test('three agents: a required deployment end to end, then a raw image byte-exac
   assert.equal(pending.counts['restart-pending'], 3, JSON.stringify(pending.devices.map((d) => [d.deviceName, d.state, d.reason, d.message])));
   const exits: Run[] = await Promise.all(procs.map((p) => p.done));
   for (const [i, r] of exits.entries()) assert.equal(r.code, 3, `agent ${i + 1} exits for the restart:\n${r.stderr}`);
+  // The server goes away while the machines "reboot": the agents continue from their state files without it,
+  // queue their status messages on disk, and deliver them when the server is back.
+  assert.equal(await s.stop(), 0);
   AGENTS.forEach((_, i) => start(i));
+  const localState = (i: number) => {
+    try {
+      return (JSON.parse(readFileSync(join(dir, `agent-${i + 1}`, 'deployments', String(deployment.id), 'state.json'), 'utf8')) as { status: string }).status;
+    } catch {
+      return null;
+    }
+  };
+  const queued = (i: number) => readFileSync(join(dir, `agent-${i + 1}`, 'outbox.jsonl'), 'utf8');
+  const finished = await until('the agents finish without the server, their messages queued on disk', async () => AGENTS.map((_, i) => [localState(i), queued(i).includes('"sequence-succeeded"')]), (v) => v.every(([state, q]) => q || state === 'failed'), 60_000);
+  assert.deepEqual(finished.map(([state]) => state), ['succeeded', 'succeeded', 'succeeded']);
+  s = await startServer(t, join(dir, 'data'), ['--agent-poll-interval', '1', '--listen', new URL(s.url).host]);
   const done = await until('all three succeeded', status, (v) => v.counts.succeeded === 3 || v.counts.failed > 0, 90_000);
   assert.equal(done.counts.succeeded, 3, JSON.stringify(done.devices.map((d) => [d.deviceName, d.state, d.reason, d.message])));
   for (const d of done.devices) {
@@ -212,5 +231,4 @@ test('three agents: a required deployment end to end, then a raw image byte-exac
   for (const p of procs) p.child.kill('SIGTERM');
   const stopped = await Promise.all(procs.map((p) => p.done));
   for (const r of stopped) assert.equal(r.code, 0, `a stopped idle agent exits 0:\n${r.stderr}`);
-  rmSync(join(dir, 'data.raw'), { force: true });
 });
