@@ -12,6 +12,12 @@ export type QueuedStatus = StatusMessage & { id: string };
 /** Delivers a batch; throws when it could not (the batch stays queued). */
 export type SendBatch = (messages: QueuedStatus[]) => Promise<void>;
 
+/** A refusal that sending again cannot change (the server finds the message itself invalid). */
+export class RejectedBatch extends Error {}
+
+/** Longest message text sent; longer ones (a command's whole output) are cut, the log file keeps them. */
+const MAX_TEXT = 60_000;
+
 const BATCH = 500;
 const MAX_BACKOFF_MS = 30_000;
 
@@ -32,7 +38,8 @@ export class Outbox implements Reporter {
 
   /** Queues the message (synchronously, on disk) and starts sending in the background. */
   report(message: StatusMessage): void {
-    appendFileSync(this.path, `${JSON.stringify({ id: randomUUID(), ...message })}\n`, { mode: 0o600 });
+    const text = message.message.length > MAX_TEXT ? `${message.message.slice(0, MAX_TEXT)} … (cut; the agent's log has it all)` : message.message;
+    appendFileSync(this.path, `${JSON.stringify({ id: randomUUID(), ...message, message: text })}\n`, { mode: 0o600 });
     void this.flush();
   }
 
@@ -75,7 +82,7 @@ export class Outbox implements Reporter {
           const batch = this.pending().slice(0, BATCH);
           if (batch.length === 0) break;
           try {
-            await this.send(batch);
+            await this.sendOrSplit(batch);
           } catch (err) {
             this.lastError = (err as Error).message;
             this.log(`status messages not delivered (${batch.length}+ queued in ${this.path}; retrying in ${Math.round(this.backoffMs / 1000)} s): ${this.lastError}`);
@@ -91,6 +98,23 @@ export class Outbox implements Reporter {
       this.flushing = null;
     });
     return this.flushing;
+  }
+
+  /** A rejected batch is sent one by one, so that only the message the server refuses is dropped. */
+  private async sendOrSplit(batch: QueuedStatus[]): Promise<void> {
+    try {
+      await this.send(batch);
+    } catch (err) {
+      if (!(err instanceof RejectedBatch)) throw err;
+      if (batch.length === 1) {
+        this.log(`the server refuses status message ${batch[0]!.id} (${batch[0]!.kind}); dropped: ${err.message}`);
+        return;
+      }
+      for (const m of batch) {
+        await this.sendOrSplit([m]);
+        this.remove(new Set([m.id]));
+      }
+    }
   }
 
   private scheduleRetry(): void {

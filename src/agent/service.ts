@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient, ApiError, DEVICE_CREDENTIAL_HEADER } from '../client/api.js';
 import type { ContentAccess } from '../db/deployment-repositories.js';
 import { gatherMachineFacts, type MachineFacts } from './machine.js';
-import { Outbox, type QueuedStatus } from './outbox.js';
+import { Outbox, RejectedBatch, type QueuedStatus } from './outbox.js';
 import { LogFile, type Reporter, type StatusMessage } from './report.js';
 import { runSequence, RunnerSetupError, type RunResult } from './runner.js';
 import { parseSequence, type TaskSequence } from './sequence.js';
@@ -166,7 +166,13 @@ export class AgentService {
   }
 
   private async sendStatus(batch: QueuedStatus[]): Promise<void> {
-    const r = await this.deviceCall<{ stored: number; ignored: { id: string; reason: string }[] }>('POST', '/api/client/status', { messages: batch });
+    let r: { stored: number; ignored: { id: string; reason: string }[] };
+    try {
+      r = await this.deviceCall('POST', '/api/client/status', { messages: batch });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 400) throw new RejectedBatch(err.message);
+      throw err;
+    }
     for (const i of r.ignored) this.log.write(`the server ignored status message ${i.id}: ${i.reason}`);
   }
 
@@ -347,6 +353,10 @@ export class AgentService {
               return this.finish('stopped');
             }
             return this.finish((await this.runToEnd(this.local(only) ?? this.toLocal(d))) ?? 'stopped');
+          }
+          for (const id of this.requested().filter((r) => this.isDone(r) || !policy!.deployments.some((d) => d.id === r))) {
+            this.say(`request to run deployment ${id} dropped: ${this.isDone(id) ? 'it already ran here' : 'it is not offered to this device'}`);
+            rmSync(this.path('requests', String(id)), { force: true });
           }
           for (const d of this.due(policy, this.requested())) {
             const outcome = await this.runToEnd(this.local(d.id) ?? this.toLocal(d));
