@@ -482,7 +482,7 @@ async function runService(o: Record<string, any>, only?: number): Promise<void> 
   const controller = new AbortController();
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(AgentExit.interrupted);
-    say('stopping: a running step is interrupted and continues at the next start');
+    say('stopping (a step that is running stops and runs again at the next start)');
     controller.abort();
   };
   process.once('SIGINT', onSignal);
