@@ -13,6 +13,7 @@ import { formatBytes, formatRate, parseIntOption, parseRate, parseSeconds } from
 import { Exit, checked, interruptSignal, log, progressBar, receiveExitCode } from './shared.js';
 import { registerServerCommands } from './server-commands.js';
 import { registerAgentCommands } from './agent-commands.js';
+import { registerDeployCommands } from './deploy-commands.js';
 
 export { Exit };
 
@@ -197,6 +198,7 @@ class UsageError extends Error {}
 
 registerServerCommands(program);
 registerAgentCommands(program);
+registerDeployCommands(program);
 
 // `npm start` with no command: show what the tool can do.
 program.action(() => program.outputHelp());

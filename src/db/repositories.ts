@@ -3,6 +3,8 @@
 // can be added next to the SQLite one without touching callers. Callers must not rely on two calls being
 // atomic together; where that matters the repository offers one method that does both.
 
+import type { CollectionRepository, DeploymentRepository, DeviceRepository, TaskSequenceRepository } from './deployment-repositories.js';
+
 export type SessionState = 'waiting' | 'running' | 'completed' | 'failed' | 'cancelled' | 'aborted';
 export const LIVE_SESSION_STATES: readonly SessionState[] = ['waiting', 'running'];
 
@@ -144,6 +146,10 @@ export interface Repositories {
   sessions: SessionRepository;
   clients: ClientRepository;
   adminTokens: AdminTokenRepository;
+  devices: DeviceRepository;
+  collections: CollectionRepository;
+  taskSequences: TaskSequenceRepository;
+  deployments: DeploymentRepository;
   /** Where the data lives, for logs and `server` status. */
   describe(): string;
   close(): Promise<void>;

@@ -5,6 +5,9 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import swagger from '@fastify/swagger';
 import { HttpError, type ServerContext } from './context.js';
 import { adminRoutes } from './routes-admin.js';
+import { ModelError } from './deployments.js';
+import { deployAdminRoutes, deployClientRoutes } from './routes-deploy.js';
+import { DEVICE_CREDENTIAL_HEADER } from '../client/api.js';
 import { CLIENT_SECRET_HEADER, clientRoutes } from './routes-client.js';
 
 export const OPENAPI_PATH = '/api/v1/openapi.json';
@@ -28,15 +31,17 @@ export async function buildApp(ctx: ServerContext, logger: FastifyServerOptions[
         version: ctx.version,
         description: 'Admin API (/api/v1, bearer token), client API (/api/client) and unicast content (/content).',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, clientSecret: { type: 'apiKey', in: 'header', name: CLIENT_SECRET_HEADER } } },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, clientSecret: { type: 'apiKey', in: 'header', name: CLIENT_SECRET_HEADER }, deviceCredential: { type: 'apiKey', in: 'header', name: DEVICE_CREDENTIAL_HEADER } } },
     },
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, req, reply) => {
-    const status = err instanceof HttpError ? err.statusCode : err.validation ? 400 : (err.statusCode ?? 500);
+    const status = err instanceof HttpError ? err.statusCode : err instanceof ModelError ? 400 : err.validation ? 400 : (err.statusCode ?? 500);
     if (status >= 500) req.log.error({ err }, 'request failed');
     const message = err.validation ? `invalid request: ${err.message}` : status >= 500 ? `internal error: ${err.message}` : err.message;
-    return reply.code(status).send({ statusCode: status, error: httpReason(status), message });
+    // Model errors (an invalid task sequence …) list every problem with its JSON-pointer path.
+    const errors = err instanceof ModelError ? { errors: err.errors } : {};
+    return reply.code(status).send({ statusCode: status, error: httpReason(status), message, ...errors });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${req.method} ${req.url} (the API is described at ${OPENAPI_PATH})` }));
 
@@ -56,6 +61,8 @@ export async function buildApp(ctx: ServerContext, logger: FastifyServerOptions[
   app.get(OPENAPI_PATH, { schema: { hide: true } }, async () => app.swagger());
   adminRoutes(app, ctx);
   clientRoutes(app, ctx);
+  deployAdminRoutes(app, ctx);
+  deployClientRoutes(app, ctx);
   return app;
 }
 

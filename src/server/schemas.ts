@@ -7,7 +7,10 @@ const bool = { type: 'boolean' } as const;
 const obj = (properties: Record<string, unknown>, required: string[] = Object.keys(properties), extra: Record<string, unknown> = {}) =>
   ({ type: 'object', properties, required, additionalProperties: false, ...extra }) as const;
 
-export const errorSchema = obj({ statusCode: int, error: str, message: str }, ['message']);
+export const errorSchema = obj(
+  { statusCode: int, error: str, message: str, errors: { type: 'array', items: obj({ path: str, message: str }), description: 'every problem, with its JSON-pointer path' } },
+  ['message'],
+);
 
 export const imageName = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' } as const;
 export const digestSchema = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
@@ -184,6 +187,7 @@ export const locationRequestSchema = obj(
     image: imageName,
     version: str,
     retryOf: { type: 'string', format: 'uuid', description: 'ticket of an earlier attempt that failed (multicast dropped: fall back)' },
+    access: { type: 'string', enum: ['multicast-first', 'unicast-only', 'multicast-only'], description: "a deployment's content access option; it narrows what the package allows (default multicast-first)" },
   },
   ['client', 'image'],
 );
