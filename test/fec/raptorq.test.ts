@@ -172,6 +172,32 @@ test('decoder: only repair symbols, retry after a shortfall, duplicates, all-sou
   assert.equal(all.stats.used, 0, 'all source symbols: no solve');
 });
 
+test('dispose(): pooled memory is reused across sizes; a disposed coder fails clearly or starts empty', () => {
+  const sizes: [number, number][] = [[300, 64], [20, 7], [1000, 16], [5, 1452], [300, 64]];
+  for (const [K, S] of sizes) {
+    const block = lcgBlock(K, S);
+    const enc = new RaptorQEncoder(block, S, K);
+    const dec = new RaptorQDecoder(K, S);
+    for (let esi = Math.ceil(K / 3); dec.received < K + 2; esi++) dec.add(esi, enc.symbol(esi));
+    enc.dispose();
+    assert.deepEqual(dec.tryDecode(), block, `K=${K} S=${S}`);
+    assert.deepEqual(enc.symbol(0), block.subarray(0, S), 'source symbols need no intermediate symbols');
+    assert.throws(() => enc.symbol(K), /raptorq encoder: symbol\(\) after dispose\(\)/);
+  }
+  const K = 30;
+  const enc = new RaptorQEncoder(lcgBlock(K, 8), 8, K);
+  const dec = new RaptorQDecoder(K, 8);
+  for (let esi = 0; esi < K - 1; esi++) dec.add(esi, enc.symbol(esi));
+  dec.dispose();
+  assert.equal(dec.received, 0);
+  for (let esi = 5; esi < K + 7; esi++) dec.add(esi, enc.symbol(esi));
+  const out = new Uint8Array(K * 8);
+  assert.equal(dec.tryDecode(out), out, 'decodes into the given buffer');
+  assert.deepEqual(out, lcgBlock(K, 8));
+  assert.throws(() => new RaptorQDecoder(K, 8).tryDecode(new Uint8Array(5)), /output must be a Uint8Array of K\*symbolSize = 240 bytes/);
+  enc.dispose();
+});
+
 test('symbol arena: wasm and JS row operations agree (xor, multiply-add, scale, copy)', (t) => {
   if (KERNELS.length < 2) {
     t.skip(`wasm kernel unavailable: ${wasmUnavailableReason}`);

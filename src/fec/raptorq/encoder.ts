@@ -1,8 +1,9 @@
 // RaptorQ encoder for one source block: solves for the intermediate symbols once, then makes any
 // encoding symbol on demand. ESIs below K are the source symbols themselves (the code is
-// systematic); ESIs K .. 2^24-1 are repair symbols.
+// systematic); ESIs K .. 2^24-1 are repair symbols. dispose() hands the encoder's symbol memory
+// (about L symbols) to the next coder.
 
-import { SymbolArena, type ArenaKernel } from './arena.js';
+import { acquireArena, releaseArena, type ArenaKernel, type SymbolArena } from './arena.js';
 import { checkBlockShape, checkEsi, isiOf, raptorqParams, type RaptorQParams } from './params.js';
 import { encodeSymbol, solve } from './solver.js';
 
@@ -15,12 +16,17 @@ export class RaptorQEncoder {
   readonly params: RaptorQParams;
   /** Columns solved by Gaussian elimination while computing the intermediate symbols. */
   readonly inactivated: number;
+  /** The symbol arithmetic in use. */
+  readonly kernelName: 'wasm-simd' | 'js';
   private readonly source: Uint8Array;
-  private readonly arena: SymbolArena;
+  private arena: SymbolArena | null;
   private readonly slotOfColumn: Int32Array;
   private readonly scratch: number;
 
-  /** sourceBlock: exactly K * symbolSize bytes (pad the last symbol of a short block yourself). Copied. */
+  /**
+   * sourceBlock: exactly K * symbolSize bytes (pad the last symbol of a short block yourself). The
+   * encoder keeps a reference (no copy of a possibly 12 MB block): do not modify it while encoding.
+   */
   constructor(sourceBlock: Uint8Array, readonly symbolSize: number, readonly K: number, options: RaptorQOptions = {}) {
     checkBlockShape('raptorq encoder', K, symbolSize);
     if (!(sourceBlock instanceof Uint8Array)) throw new TypeError('raptorq encoder: sourceBlock must be a Uint8Array');
@@ -30,21 +36,21 @@ export class RaptorQEncoder {
       );
     }
     const p = (this.params = raptorqParams(K));
-    this.source = sourceBlock.slice();
+    this.source = sourceBlock;
     const isis = Int32Array.from({ length: p.Kp }, (_, i) => i);
     const rows = p.S + p.H + p.Kp;
-    this.arena = new SymbolArena(symbolSize, rows + 1, options.kernel);
+    const arena = (this.arena = acquireArena(symbolSize, rows + 1, options.kernel));
+    this.kernelName = arena.kernelName;
     this.scratch = rows;
     const S = symbolSize;
-    const solution = solve(p, isis, this.arena, (t) => (t < K ? this.source.subarray(t * S, t * S + S) : null));
+    const solution = solve(p, isis, arena, (t) => (t < K ? sourceBlock.subarray(t * S, t * S + S) : null));
     // J(K') is chosen so that the K' systematic rows always determine C: failing here means broken tables.
-    if (!solution) throw new Error(`raptorq encoder: constraint matrix for K'=${p.Kp} is singular (internal error)`);
+    if (!solution) {
+      this.dispose();
+      throw new Error(`raptorq encoder: constraint matrix for K'=${p.Kp} is singular (internal error)`);
+    }
     this.slotOfColumn = solution.slotOfColumn;
     this.inactivated = solution.inactivated;
-  }
-
-  get kernelName(): 'wasm-simd' | 'js' {
-    return this.arena.kernelName;
   }
 
   /** Encoding symbol `esi` (0 <= esi < 2^24) as a fresh buffer of symbolSize bytes. */
@@ -52,7 +58,15 @@ export class RaptorQEncoder {
     checkEsi('raptorq encoder', esi);
     const S = this.symbolSize;
     if (esi < this.K) return this.source.slice(esi * S, esi * S + S);
-    encodeSymbol(this.params, this.arena, this.slotOfColumn, isiOf(this.params, esi), this.scratch);
-    return this.arena.read(this.scratch);
+    const arena = this.arena;
+    if (!arena) throw new Error('raptorq encoder: symbol() after dispose()');
+    encodeSymbol(this.params, arena, this.slotOfColumn, isiOf(this.params, esi), this.scratch);
+    return arena.read(this.scratch);
+  }
+
+  /** Releases the intermediate symbols' memory for reuse; repair symbols are unavailable afterwards. */
+  dispose(): void {
+    if (this.arena) releaseArena(this.arena);
+    this.arena = null;
   }
 }

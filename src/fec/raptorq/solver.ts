@@ -12,8 +12,9 @@
 //    row into every other row holding the pivot column. A pivot row then holds its pivot plus
 //    inactive columns only, so the active part never fills in: fill-in lands in a per-row bitset over
 //    the inactive columns, and every step is one symbol XOR.
-// 2. The HDPC rows (dense over the first K'+S columns) get the pivots eliminated (one multiply-add
-//    per nonzero coefficient), leaving every remaining row over the u inactive columns only; Gauss-
+// 2. The HDPC rows (dense over the first K'+S columns) get the pivots eliminated (for the symbols
+//    through the structure G_HDPC = MT * GAMMA: a running sum, about four row operations per
+//    column for all H rows together), leaving every remaining row over the u inactive columns only; Gauss-
 //    Jordan elimination over GF(256) on that small (u + overhead) x u system gives the inactive symbols.
 // 3. Back-substitution in pivot order through the ORIGINAL sparse rows: C[pivot] = D[row] + the other
 //    (already known) columns of the row. Using the original rows instead of the filled-in ones keeps
@@ -32,18 +33,21 @@ export interface Solution {
   readonly denseRows: number;
 }
 
-const hdpcCache = new Map<number, Uint8Array>();
+interface Hdpc {
+  /** G_HDPC = MT * GAMMA: H rows of K'+S coefficients, row-major. */
+  readonly g: Uint8Array;
+  /** The two rows where MT has a 1 in column j (j < K'+S-1), at 2j and 2j+1. */
+  readonly mtRows: Uint8Array;
+}
+const hdpcCache = new Map<number, Hdpc>();
 
-/**
- * G_HDPC = MT * GAMMA (section 5.3.3.3): H rows of K'+S coefficients, row-major. Row i, column j is
- * sum_{k >= j} MT[i][k] * alpha^(k-j), computed right to left as G[i][j] = alpha*G[i][j+1] + MT[i][j].
- */
-export function hdpcMatrix(p: RaptorQParams): Uint8Array {
+function hdpc(p: RaptorQParams): Hdpc {
   const cached = hdpcCache.get(p.Kp);
   if (cached) return cached;
   const { H } = p;
   const n = p.Kp + p.S;
   const g = new Uint8Array(H * n);
+  const mtRows = new Uint8Array(2 * (n - 1));
   const times2 = MUL.subarray(2 << 8, (2 << 8) + 256); // alpha is the octet 2
   for (let i = 0; i < H; i++) g[i * n + n - 1] = EXP[i]!; // MT's last column: alpha^i
   for (let j = n - 2; j >= 0; j--) {
@@ -52,9 +56,20 @@ export function hdpcMatrix(p: RaptorQParams): Uint8Array {
     const r7 = (r6 + rand(j + 1, 7, H - 1) + 1) % H;
     g[r6 * n + j]! ^= 1;
     g[r7 * n + j]! ^= 1;
+    mtRows[2 * j] = r6;
+    mtRows[2 * j + 1] = r7;
   }
-  hdpcCache.set(p.Kp, g);
-  return g;
+  const made = { g, mtRows };
+  hdpcCache.set(p.Kp, made);
+  return made;
+}
+
+/**
+ * G_HDPC = MT * GAMMA (section 5.3.3.3): H rows of K'+S coefficients, row-major. Row i, column j is
+ * sum_{k >= j} MT[i][k] * alpha^(k-j), computed right to left as G[i][j] = alpha*G[i][j+1] + MT[i][j].
+ */
+export function hdpcMatrix(p: RaptorQParams): Uint8Array {
+  return hdpc(p).g;
 }
 
 /** Column lists of the binary rows (LDPC and LT) in CSR form; HDPC rows are empty here. */
@@ -89,8 +104,8 @@ function sparseRows(p: RaptorQParams, isis: ArrayLike<number>): { start: Int32Ar
 }
 
 /**
- * Solves for the intermediate symbols. The caller provides an arena with at least S+H+isis.length
- * slots; `original(t)` is the right-hand side of LT row t (null: zero). Returns null when the rows
+ * Solves for the intermediate symbols. The caller provides an arena with at least S+H+isis.length+1
+ * slots (the last one is scratch); `original(t)` is the right-hand side of LT row t (null: zero). Returns null when the rows
  * do not determine C (the decoder then needs more symbols); on success C[j] is in slot
  * slotOfColumn[j]. The arena's contents are overwritten.
  */
@@ -238,7 +253,9 @@ export function solve(
     const rb = denseSlots[d]! * words;
     for (let q = 0; q < u; q++) if ((bits[rb + (q >>> 5)]! >>> (q & 31)) & 1) dense[d * u + q] = 1;
   }
-  const g = hdpcMatrix(p);
+  // HDPC row h loses every pivot column c_k with coefficient beta = G_HDPC[h][c_k]: its inactive part
+  // gains beta * (pivot row's bits) and its symbol beta * (pivot row's symbol).
+  const { g, mtRows } = hdpc(p);
   const acc = new Uint32Array(256 * words); // XOR of the pivot rows' bitsets, grouped by coefficient
   for (let h = 0; h < H; h++) {
     const row = (sparseLeft + h) * u;
@@ -254,12 +271,33 @@ export function solve(
       const rb = pivotRows[k]! * words;
       const ab = beta * words;
       for (let w = 0; w < words; w++) acc[ab + w]! ^= bits[rb + w]!;
-      arena.mulXor(S + h, pivotRows[k]!, beta);
     }
     for (let beta = 1; beta < 256; beta++) {
       const ab = beta * words;
       for (let q = 0; q < u; q++) if ((acc[ab + (q >>> 5)]! >>> (q & 31)) & 1) dense[row + q]! ^= beta;
     }
+  }
+  // The symbols, all H rows at once through G_HDPC = MT * GAMMA instead of H multiply-adds per pivot:
+  // with Y_j the pivot row's symbol for a pivot column j (else 0), GAMMA * Y is the running sum
+  // z_j = alpha * z_{j-1} + Y_j, and MT adds z_j to the two rows it marks in column j (and
+  // alpha^h * z_{n-1} to row h). One scale and about three XORs per column.
+  const z = M; // scratch slot
+  const rowOfPivot = new Int32Array(n).fill(-1);
+  for (let k = 0; k < pivotRows.length; k++) rowOfPivot[pivotCols[k]!] = pivotRows[k]!;
+  let zLive = false;
+  for (let j = 0; j < n; j++) {
+    if (zLive) arena.scale(z, 2);
+    const r = rowOfPivot[j]!;
+    if (r >= 0) {
+      if (zLive) arena.xor(z, r);
+      else arena.copy(z, r);
+      zLive = true;
+    }
+    if (!zLive) continue;
+    if (j < n - 1) {
+      arena.xor(S + mtRows[2 * j]!, z);
+      arena.xor(S + mtRows[2 * j + 1]!, z);
+    } else for (let h = 0; h < H; h++) arena.mulXor(S + h, z, EXP[h]!);
   }
 
   // Gauss-Jordan over GF(256); order[q] is the dense row that becomes column q's pivot.
