@@ -7,7 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { fecKernelName, getCodec } from '../src/fec/index.js';
-import { parseArgs, rate as rateFor, shuffle } from './rate.js';
+import { parseArgs, rate as rateFor, rsLossCase } from './codec-bench.js';
 
 const args = parseArgs(process.argv.slice(2));
 const timeMs = Number(args.get('time') ?? 500);
@@ -33,13 +33,7 @@ for (const kernel of kernels) {
     const block = new Uint8Array(randomBytes(k * S));
     for (const loss of LOSSES) {
       const m = Math.max(1, Math.round(loss * k));
-      const parityIds = Array.from({ length: m }, (_, i) => k + i);
-      const parity = codec.encode(block, parityIds);
-      const lost = new Set(shuffle(Array.from({ length: k }, (_, j) => j)).slice(0, m));
-      const ids: number[] = [];
-      const symbols: Uint8Array[] = [];
-      for (let j = 0; j < k; j++) if (!lost.has(j)) { ids.push(j); symbols.push(block.subarray(j * S, j * S + S)); }
-      for (let i = 0; i < m; i++) { ids.push(parityIds[i]!); symbols.push(parity[i]!); }
+      const { parityIds, ids, symbols } = rsLossCase(codec, block, m);
       const got = codec.decode(ids, symbols);
       if (!got.every((v, i) => v === block[i])) throw new Error(`decode mismatch: kernel=${kernel} k=${k} m=${m}`);
       const enc = rate(() => codec.encode(block, parityIds));

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { fecKernelName, getCodec } from '../src/fec/index.js';
 import { RaptorQDecoder, RaptorQEncoder } from '../src/fec/raptorq/index.js';
-import { parseArgs, rate, shuffle } from './rate.js';
+import { parseArgs, rate, rsLossCase, shuffle } from './codec-bench.js';
 
 const args = parseArgs(process.argv.slice(2));
 const timeMs = Number(args.get('time') ?? 1000);
@@ -38,13 +38,7 @@ for (const k of [128, 200]) {
   const codec = getCodec(k, S, kernel ? { kernel } : undefined);
   const block = new Uint8Array(randomBytes(k * S));
   const m = Math.round(LOSS * k);
-  const parityIds = Array.from({ length: m }, (_, i) => k + i);
-  const parity = codec.encode(block, parityIds);
-  const lost = new Set(shuffle(Array.from({ length: k }, (_, j) => j)).slice(0, m));
-  const ids: number[] = [];
-  const symbols: Uint8Array[] = [];
-  for (let j = 0; j < k; j++) if (!lost.has(j)) { ids.push(j); symbols.push(block.subarray(j * S, j * S + S)); }
-  for (let i = 0; i < m; i++) { ids.push(parityIds[i]!); symbols.push(parity[i]!); }
+  const { parityIds, ids, symbols } = rsLossCase(codec, block, m);
   const enc = rate(() => codec.encode(block, parityIds), timeMs);
   const dec = rate(() => codec.decode(ids, symbols), timeMs);
   const row = { codec: 'rs', k, missing: m, encodeMBps: (enc * k * S) / 1e6, decodeMBps: (dec * k * S) / 1e6 };

@@ -1,6 +1,7 @@
-// Timing helpers shared by the codec micro-benchmarks (bench/fec.ts, bench/raptorq.ts).
+// Helpers shared by the codec micro-benchmarks (bench/fec.ts, bench/raptorq.ts).
 
 import { performance } from 'node:perf_hooks';
+import type { ErasureCodec } from '../src/fec/index.js';
 
 /**
  * Calls per second of fn: a short warm-up (so V8 tiers the wasm and JS up), then five batches of
@@ -43,4 +44,20 @@ export function parseArgs(argv: string[]): Map<string, string> {
       return [k!, v ?? 'true'] as const;
     }),
   );
+}
+
+/**
+ * A Reed-Solomon receiver's view of a block with m random source symbols lost: the k ids and
+ * symbols it decodes from (the surviving sources plus the first m parities), and those parity ids.
+ */
+export function rsLossCase(codec: ErasureCodec, block: Uint8Array, m: number): { parityIds: number[]; ids: number[]; symbols: Uint8Array[] } {
+  const { k, symbolSize: S } = codec;
+  const parityIds = Array.from({ length: m }, (_, i) => k + i);
+  const parity = codec.encode(block, parityIds);
+  const lost = new Set(shuffle(Array.from({ length: k }, (_, j) => j)).slice(0, m));
+  const ids: number[] = [];
+  const symbols: Uint8Array[] = [];
+  for (let j = 0; j < k; j++) if (!lost.has(j)) { ids.push(j); symbols.push(block.subarray(j * S, j * S + S)); }
+  for (let i = 0; i < m; i++) { ids.push(parityIds[i]!); symbols.push(parity[i]!); }
+  return { parityIds, ids, symbols };
 }
