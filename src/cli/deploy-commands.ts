@@ -8,7 +8,7 @@ import { defaultAgentConfig, loadAgentConfig, parseAssignment, parseTargetOption
 import { AgentService, lockDataDir, lockHolder, type ServiceOutcome } from '../agent/service.js';
 import type { ApiClient } from '../client/api.js';
 import type { CollectionRecord, CollectionRule, DeploymentRecord, DeviceDeploymentSummary, TaskSequenceRecord, TaskSequenceVersion } from '../db/deployment-repositories.js';
-import { packageVersion } from '../server/server.js';
+import { packageVersion } from '../version.js';
 import { AgentExit, collect, ConsoleReporter } from './agent-commands.js';
 import { AdminExit, adminAction, adminClient, adminOptions, orDash, print, table } from './server-commands.js';
 import { checked, interruptSignal } from './shared.js';

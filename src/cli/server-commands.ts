@@ -13,7 +13,6 @@ import { TOKEN_FILE } from '../server/admin-auth.js';
 import { RATE_PROFILES, type DpSettings } from '../server/dp-settings.js';
 import type { ImportJob } from '../server/imports.js';
 import type { LiveSessionStatus } from '../server/session-manager.js';
-import { startServer } from '../server/server.js';
 import { Exit, checked, interruptSignal, log, progressBar, receiveExitCode } from './shared.js';
 import { formatBytes, formatRate, parseDuration, parseIntOption, parseRate } from './units.js';
 
@@ -174,6 +173,8 @@ export function registerServerCommands(program: Command): void {
         }
         throw err;
       }
+      // Loaded here: the server (fastify, SQLite) is heavy, and every other command starts faster without it.
+      const { startServer } = await import('../server/server.js');
       const server = await startServer(config, {
         onFirstToken: (token, file) =>
           process.stderr.write(
