@@ -5,51 +5,18 @@
 //
 //   node dist/bench/fec.js [--time=MS per figure, default 500] [--kernel=wasm|js] [--json]
 
-import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { fecKernelName, getCodec } from '../src/fec/index.js';
+import { parseArgs, rate as rateFor, rsLossCase } from './codec-bench.js';
 
-const args = new Map(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k!, v ?? 'true'] as const;
-  }),
-);
+const args = parseArgs(process.argv.slice(2));
 const timeMs = Number(args.get('time') ?? 500);
 const kernels = (args.has('kernel') ? [args.get('kernel')!] : fecKernelName() === 'wasm-simd' ? ['wasm', 'js'] : ['js']) as ('wasm' | 'js')[];
 const S = 1452;
 const KS = [64, 128, 200];
 const LOSSES = [0.01, 0.05, 0.1];
 
-/**
- * Calls per second of fn: a short warm-up (so V8 tiers the wasm and JS up), then five batches of
- * timeMs/5 each; the median batch is reported, which shrugs off a GC pause or a noisy neighbour.
- */
-function rate(fn: () => void): number {
-  const warm = performance.now() + Math.min(100, timeMs / 4);
-  while (performance.now() < warm) fn();
-  const rates: number[] = [];
-  for (let b = 0; b < 5; b++) {
-    let n = 0;
-    const t0 = performance.now();
-    let t = t0;
-    while (t - t0 < timeMs / 5) {
-      fn();
-      n++;
-      t = performance.now();
-    }
-    rates.push((n * 1000) / (t - t0));
-  }
-  return rates.sort((a, b) => a - b)[2]!;
-}
-
-function shuffle<T>(a: T[]): T[] {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-}
+const rate = (fn: () => void): number => rateFor(fn, timeMs);
 
 interface Row {
   kernel: string; k: number; loss: number; missing: number;
@@ -66,13 +33,7 @@ for (const kernel of kernels) {
     const block = new Uint8Array(randomBytes(k * S));
     for (const loss of LOSSES) {
       const m = Math.max(1, Math.round(loss * k));
-      const parityIds = Array.from({ length: m }, (_, i) => k + i);
-      const parity = codec.encode(block, parityIds);
-      const lost = new Set(shuffle(Array.from({ length: k }, (_, j) => j)).slice(0, m));
-      const ids: number[] = [];
-      const symbols: Uint8Array[] = [];
-      for (let j = 0; j < k; j++) if (!lost.has(j)) { ids.push(j); symbols.push(block.subarray(j * S, j * S + S)); }
-      for (let i = 0; i < m; i++) { ids.push(parityIds[i]!); symbols.push(parity[i]!); }
+      const { parityIds, ids, symbols } = rsLossCase(codec, block, m);
       const got = codec.decode(ids, symbols);
       if (!got.every((v, i) => v === block[i])) throw new Error(`decode mismatch: kernel=${kernel} k=${k} m=${m}`);
       const enc = rate(() => codec.encode(block, parityIds));

@@ -38,7 +38,7 @@ function say(message: string): void {
   process.stderr.write(`fleetcast: ${message}\n`);
 }
 
-function collect(value: string, previous: string[]): string[] {
+export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
@@ -53,7 +53,7 @@ function readSequenceFile(file: string): TaskSequence {
 }
 
 /** Step-by-step lines on stderr, and a progress bar for long phases when stderr is a terminal. */
-class ConsoleReporter implements Reporter {
+export class ConsoleReporter implements Reporter {
   private bar: cliProgress.SingleBar | null = null;
   private barKey = '';
 

@@ -12,7 +12,9 @@ import type { SenderSummary } from '../protocol/sender.js';
 import { formatBytes, formatRate, parseIntOption, parseRate, parseSeconds } from './units.js';
 import { Exit, checked, interruptSignal, log, progressBar, receiveExitCode } from './shared.js';
 import { registerServerCommands } from './server-commands.js';
+import { packageVersion } from '../version.js';
 import { registerAgentCommands } from './agent-commands.js';
+import { registerDeployCommands } from './deploy-commands.js';
 
 export { Exit };
 
@@ -34,7 +36,7 @@ const program = new Command();
 program
   .name('fleetcast')
   .description('Send one disk image to many machines at once over IP multicast, with FEC repair and verification.')
-  .version('0.1.0');
+  .version(packageVersion());
 
 function endpointOptions(cmd: Command): Command {
   return cmd
@@ -197,6 +199,7 @@ class UsageError extends Error {}
 
 registerServerCommands(program);
 registerAgentCommands(program);
+registerDeployCommands(program);
 
 // `npm start` with no command: show what the tool can do.
 program.action(() => program.outputHelp());

@@ -13,7 +13,6 @@ import { TOKEN_FILE } from '../server/admin-auth.js';
 import { RATE_PROFILES, type DpSettings } from '../server/dp-settings.js';
 import type { ImportJob } from '../server/imports.js';
 import type { LiveSessionStatus } from '../server/session-manager.js';
-import { startServer } from '../server/server.js';
 import { Exit, checked, interruptSignal, log, progressBar, receiveExitCode } from './shared.js';
 import { formatBytes, formatRate, parseDuration, parseIntOption, parseRate } from './units.js';
 
@@ -24,14 +23,14 @@ export const AdminExit = { ok: 0, invalid: 1, refused: 2, unreachable: 3, interr
 
 type SessionView = SessionRecord & { live: LiveSessionStatus | null };
 
-interface AdminOptions {
+export interface AdminOptions {
   server?: string;
   token?: string;
   data?: string;
   json?: boolean;
 }
 
-function adminOptions(cmd: Command): Command {
+export function adminOptions(cmd: Command): Command {
   return cmd
     .option('--server <url>', `server URL (or FLEETCAST_SERVER; default ${DEFAULT_SERVER})`)
     .option('--token <token>', 'admin token (or FLEETCAST_TOKEN; default: the admin-token file of the local data folder)')
@@ -39,7 +38,7 @@ function adminOptions(cmd: Command): Command {
     .option('--json', 'print JSON on stdout');
 }
 
-function adminClient(o: AdminOptions): ApiClient {
+export function adminClient(o: AdminOptions): ApiClient {
   let token = o.token ?? process.env.FLEETCAST_TOKEN;
   if (!token) {
     const file = join(resolve(o.data ?? process.env.FLEETCAST_DATA ?? DEFAULT_DATA_DIR), TOKEN_FILE);
@@ -53,7 +52,7 @@ function adminClient(o: AdminOptions): ApiClient {
 }
 
 /** Runs an admin action; API errors become a message and an exit code. */
-function adminAction<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
+export function adminAction<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
   return async (...args: A): Promise<void> => {
     try {
       await fn(...args);
@@ -65,17 +64,17 @@ function adminAction<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
   };
 }
 
-function print(json: boolean | undefined, value: unknown, human: () => string): void {
+export function print(json: boolean | undefined, value: unknown, human: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   if (rows.length === 0) return '';
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }
 
-const orDash = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : String(v));
+export const orDash = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : String(v));
 const rateText = (bps: number | null) => (bps === null ? 'unlimited (adapts to loss)' : formatRate(bps));
 
 function parseRateOrProfile(text: string): number | null {
@@ -150,6 +149,7 @@ export function registerServerCommands(program: Command): void {
     .option('--public-url <url>', 'base URL given to clients for unicast downloads (or FLEETCAST_PUBLIC_URL)')
     .option('--mtu <bytes>', 'MTU of the multicast network (or FLEETCAST_MTU; default 1500)')
     .option('--ttl <hops>', 'multicast TTL (or FLEETCAST_TTL; default 1)')
+    .option('--agent-poll-interval <seconds>', 'how often agents ask for policy (or FLEETCAST_AGENT_POLL_INTERVAL; default 60)')
     .action(async (o) => {
       let config;
       try {
@@ -163,6 +163,7 @@ export function registerServerCommands(program: Command): void {
           publicUrl: o.publicUrl,
           mtu: o.mtu,
           ttl: o.ttl,
+          agentPollInterval: o.agentPollInterval,
         });
       } catch (err) {
         if (err instanceof ConfigError) {
@@ -172,6 +173,8 @@ export function registerServerCommands(program: Command): void {
         }
         throw err;
       }
+      // Loaded here: the server (fastify, SQLite) is heavy, and every other command starts faster without it.
+      const { startServer } = await import('../server/server.js');
       const server = await startServer(config, {
         onFirstToken: (token, file) =>
           process.stderr.write(

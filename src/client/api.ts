@@ -1,6 +1,9 @@
 // HTTP client of the distribution point's APIs (admin and client), on Node's built-in fetch.
 import type { Readable } from 'node:stream';
 
+/** Header carrying a registered device's credential on agent calls (/api/client/policy, /status). */
+export const DEVICE_CREDENTIAL_HEADER = 'x-fleetcast-device';
+
 export class ApiError extends Error {
   constructor(
     /** HTTP status, or 0 when the server could not be reached. */

@@ -11,6 +11,7 @@ import { imageDigest } from '../protocol/common.js';
 import { receiveImage, type ReceiveResult } from '../transport/session.js';
 import type { Location } from '../server/session-manager.js';
 import type { ClientRecord } from '../db/repositories.js';
+import type { ContentAccess } from '../db/deployment-repositories.js';
 import { ApiClient, ApiError } from './api.js';
 
 export type ContentLocation = Exclude<Location, { kind: 'unicast' }> | (Omit<Extract<Location, { kind: 'unicast' }>, 'path'> & { url: string });
@@ -27,6 +28,8 @@ export interface FetchOptions {
   mac?: string;
   uuid?: string;
   clientSecret?: string;
+  /** A deployment's content access option (default multicast-first); the package's settings still apply. */
+  access?: ContentAccess;
   /** Give up after this long in total (waiting for sessions included); default: no limit. */
   timeoutMs?: number;
   /** Give up when a multicast sender falls silent this long. */
@@ -108,7 +111,7 @@ export async function fetchImage(o: FetchOptions): Promise<FetchResult> {
     if (Date.now() > deadline) return fail('timeout', `no image within the ${Math.round((o.timeoutMs ?? 0) / 1000)} s timeout`);
     let loc: ContentLocation;
     try {
-      loc = await api.request<ContentLocation>('POST', '/api/client/content-location', { client, image: o.image, ...(o.version ? { version: o.version } : {}), ...(retryOf ? { retryOf } : {}) }, o.signal);
+      loc = await api.request<ContentLocation>('POST', '/api/client/content-location', { client, image: o.image, ...(o.version ? { version: o.version } : {}), ...(retryOf ? { retryOf } : {}), ...(o.access ? { access: o.access } : {}) }, o.signal);
     } catch (err) {
       if (o.signal?.aborted) return fail('interrupted', 'interrupted');
       if (err instanceof ApiError) return fail(err.status === 0 ? 'unreachable' : 'refused', err.message);

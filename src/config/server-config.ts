@@ -23,6 +23,8 @@ export interface ServerConfig {
   mtu: number;
   /** Multicast TTL (1: stays on the local network). */
   ttl: number;
+  /** How often agents are told to ask for policy (they add jitter). */
+  agentPollIntervalSeconds: number;
   /** Where the settings came from, for the startup log. */
   sources: string[];
 }
@@ -43,9 +45,10 @@ export interface ConfigInput {
   publicUrl?: string;
   mtu?: number | string;
   ttl?: number | string;
+  agentPollInterval?: number | string;
 }
 
-const FILE_KEYS: (keyof ConfigInput)[] = ['dataDir', 'listen', 'interface', 'logLevel', 'adminToken', 'clientSecret', 'publicUrl', 'mtu', 'ttl'];
+const FILE_KEYS: (keyof ConfigInput)[] = ['dataDir', 'listen', 'interface', 'logLevel', 'adminToken', 'clientSecret', 'publicUrl', 'mtu', 'ttl', 'agentPollInterval'];
 
 export const ENV_NAMES: Record<keyof ConfigInput, string> = {
   dataDir: 'FLEETCAST_DATA',
@@ -57,6 +60,7 @@ export const ENV_NAMES: Record<keyof ConfigInput, string> = {
   publicUrl: 'FLEETCAST_PUBLIC_URL',
   mtu: 'FLEETCAST_MTU',
   ttl: 'FLEETCAST_TTL',
+  agentPollInterval: 'FLEETCAST_AGENT_POLL_INTERVAL',
 };
 
 /** "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" or just a port (then on 127.0.0.1). */
@@ -156,6 +160,7 @@ export function loadServerConfig(flags: ConfigInput & { config?: string }, env: 
     publicUrl,
     mtu: intSetting('mtu', merged.mtu ?? 1500, 576, 65535),
     ttl: intSetting('ttl', merged.ttl ?? 1, 0, 255),
+    agentPollIntervalSeconds: intSetting('agentPollInterval', merged.agentPollInterval ?? 60, 1, 86400),
     sources,
   };
 }

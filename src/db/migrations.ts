@@ -89,4 +89,105 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'devices, collections, task sequences (versioned), deployments, per-device deployment status, status messages',
+    sql: `
+      CREATE TABLE devices (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        smbios_uuid TEXT,
+        serial TEXT,
+        agent_version TEXT,
+        status TEXT NOT NULL DEFAULT 'idle' CHECK (status IN ('idle','running','restart-pending')),
+        credential_sha256 TEXT NOT NULL UNIQUE,
+        registered_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        last_address TEXT
+      );
+      CREATE INDEX devices_uuid ON devices(smbios_uuid);
+      CREATE INDEX devices_name ON devices(name);
+
+      -- A MAC address belongs to one device (a network card moved to another machine moves with it).
+      CREATE TABLE device_macs (
+        mac TEXT PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE
+      );
+      CREATE INDEX device_macs_device ON device_macs(device_id);
+
+      CREATE TABLE collections (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT,
+        rules TEXT NOT NULL DEFAULT '[]',
+        variables TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+
+      CREATE TABLE collection_members (
+        collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        PRIMARY KEY (collection_id, device_id)
+      );
+
+      CREATE TABLE task_sequences (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+
+      CREATE TABLE task_sequence_versions (
+        sequence_id INTEGER NOT NULL REFERENCES task_sequences(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        document TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        images TEXT NOT NULL DEFAULT '[]',
+        comment TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (sequence_id, version)
+      );
+
+      CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        sequence_id INTEGER NOT NULL REFERENCES task_sequences(id) ON DELETE RESTRICT,
+        sequence_version INTEGER NOT NULL,
+        collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE RESTRICT,
+        purpose TEXT NOT NULL CHECK (purpose IN ('available','required')),
+        available_from TEXT,
+        deadline TEXT,
+        access TEXT NOT NULL CHECK (access IN ('multicast-first','unicast-only','multicast-only')),
+        enabled INTEGER NOT NULL DEFAULT 1,
+        variables TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        FOREIGN KEY (sequence_id, sequence_version) REFERENCES task_sequence_versions(sequence_id, version) ON DELETE RESTRICT,
+        CHECK (purpose = 'available' OR deadline IS NOT NULL)
+      );
+      CREATE INDEX deployments_collection ON deployments(collection_id);
+
+      CREATE TABLE deployment_devices (
+        deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        state TEXT NOT NULL CHECK (state IN ('waiting','running','succeeded','failed','restart-pending')),
+        summary TEXT NOT NULL,
+        last_message_at TEXT,
+        PRIMARY KEY (deployment_id, device_id)
+      );
+
+      CREATE TABLE status_messages (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL UNIQUE,
+        deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        time TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL
+      );
+      CREATE INDEX status_messages_deployment ON status_messages(deployment_id, device_id, id);
+    `,
+  },
 ];

@@ -3,87 +3,18 @@
 // can be added next to the SQLite one without touching callers. Callers must not rely on two calls being
 // atomic together; where that matters the repository offers one method that does both.
 
-export type SessionState = 'waiting' | 'running' | 'completed' | 'failed' | 'cancelled' | 'aborted';
+import type { CollectionRepository, DeploymentRepository, DeviceRepository, TaskSequenceRepository } from './deployment-repositories.js';
+import type { ClientOutcome, ClientRecord, ImageRecord, SessionCounters, SessionRecord, SessionState } from './records.js';
+
+export type { ClientOutcome, ClientRecord, ClientTransport, ImageRecord, PackageSettings, SessionCounters, SessionRecord, SessionState } from './records.js';
+
 export const LIVE_SESSION_STATES: readonly SessionState[] = ['waiting', 'running'];
-
-export type ClientOutcome = 'pending' | 'completed' | 'failed' | 'dropped' | 'fell-back-to-unicast';
-export type ClientTransport = 'multicast' | 'unicast';
-
-/** ConfigMgr's per-package distribution settings. */
-export interface PackageSettings {
-  allowMulticast: boolean;
-  encryptMulticast: boolean;
-  /** No unicast fallback: clients wait for a multicast session. */
-  multicastOnly: boolean;
-}
-
-export interface ImageRecord extends PackageSettings {
-  id: number;
-  name: string;
-  version: string | null;
-  description: string | null;
-  /** SHA-256 of the stored bytes: the content store's address. */
-  digest: string;
-  format: string;
-  size: number;
-  uncompressedSize: number | null;
-  /** Format details from the import (ISO volume id, WIM image list ...). */
-  details: Record<string, unknown>;
-  createdAt: string;
-  updatedAt: string;
-}
 
 export type NewImage = Omit<ImageRecord, 'id' | 'createdAt' | 'updatedAt'>;
 export type ImageChanges = Partial<Pick<ImageRecord, 'version' | 'description' | 'allowMulticast' | 'encryptMulticast' | 'multicastOnly'>>;
 
-export interface SessionCounters {
-  wireBytes: number;
-  sourcePackets: number;
-  parityPackets: number;
-  controlPackets: number;
-  durationMs: number;
-}
-
-export interface SessionRecord extends Partial<Record<keyof SessionCounters, number | null>> {
-  id: number;
-  imageId: number | null;
-  imageName: string;
-  imageDigest: string;
-  group: string;
-  port: number;
-  state: SessionState;
-  createdAt: string;
-  startedAt: string | null;
-  endedAt: string | null;
-  /** Settings the session ran with (rate, schedule, geometry, encryption flag; never the key). */
-  params: Record<string, unknown>;
-  endReason: string | null;
-}
-
 export type NewSession = Pick<SessionRecord, 'imageId' | 'imageName' | 'imageDigest' | 'group' | 'port' | 'params'>;
 export type SessionChanges = Partial<Pick<SessionRecord, 'state' | 'startedAt' | 'endedAt' | 'endReason' | 'params'>> & Partial<SessionCounters>;
-
-export interface ClientRecord {
-  /** Random ticket: the client quotes it when it reports its outcome. */
-  id: string;
-  sessionId: number | null;
-  imageId: number | null;
-  imageName: string;
-  clientName: string;
-  clientMac: string | null;
-  clientUuid: string | null;
-  clientAddress: string | null;
-  /** The client's node id inside the multicast session. */
-  nodeId: number | null;
-  transport: ClientTransport;
-  outcome: ClientOutcome;
-  reason: string | null;
-  bytes: number | null;
-  durationMs: number | null;
-  repairsRequested: number | null;
-  admittedAt: string;
-  finishedAt: string | null;
-}
 
 export type NewClient = Omit<ClientRecord, 'outcome' | 'reason' | 'bytes' | 'durationMs' | 'repairsRequested' | 'finishedAt'>;
 export type ClientChanges = Partial<Pick<ClientRecord, 'transport' | 'outcome' | 'reason' | 'bytes' | 'durationMs' | 'repairsRequested' | 'finishedAt' | 'sessionId'>>;
@@ -144,6 +75,10 @@ export interface Repositories {
   sessions: SessionRepository;
   clients: ClientRepository;
   adminTokens: AdminTokenRepository;
+  devices: DeviceRepository;
+  collections: CollectionRepository;
+  taskSequences: TaskSequenceRepository;
+  deployments: DeploymentRepository;
   /** Where the data lives, for logs and `server` status. */
   describe(): string;
   close(): Promise<void>;

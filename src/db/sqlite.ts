@@ -1,6 +1,7 @@
 // SQLite implementation of the repositories (better-sqlite3: synchronous, one writer: the server process).
 import Database from 'better-sqlite3';
 import { MIGRATIONS, type Migration } from './migrations.js';
+import { sqliteDeploymentRepositories } from './sqlite-deployments.js';
 import {
   ConflictError,
   type AdminTokenRepository,
@@ -20,10 +21,10 @@ import {
   type SessionRepository,
 } from './repositories.js';
 
-type Row = Record<string, unknown>;
-type Db = Database.Database;
+export type Row = Record<string, unknown>;
+export type Db = Database.Database;
 
-const DEFAULT_LIMIT = 1000;
+export const DEFAULT_LIMIT = 1000;
 
 /** Opens (creating if needed) the database file and brings its schema up to date. */
 export function openSqlite(path: string, migrations: Migration[] = MIGRATIONS): Repositories {
@@ -44,6 +45,7 @@ export function openSqlite(path: string, migrations: Migration[] = MIGRATIONS): 
     sessions: new SqliteSessions(db),
     clients: new SqliteClients(db),
     adminTokens: new SqliteAdminTokens(db),
+    ...sqliteDeploymentRepositories(db),
     describe: () => `SQLite ${path}`,
     close: async () => {
       db.close();
@@ -71,16 +73,16 @@ export function migrate(db: Db, migrations: Migration[]): number[] {
   return done;
 }
 
-const bool = (v: unknown): boolean => v === 1 || v === true;
-const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+export const bool = (v: unknown): boolean => v === 1 || v === true;
+export const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+export const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
-function isUniqueViolation(err: unknown): boolean {
+export function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 /** UPDATE ... SET for the given columns; values are bound by name. */
-function updateStatement(table: string, key: string, columns: Record<string, unknown>): { sql: string; values: Row } | null {
+export function updateStatement(table: string, key: string, columns: Record<string, unknown>): { sql: string; values: Row } | null {
   const entries = Object.entries(columns).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return null;
   return {

@@ -2,18 +2,22 @@
 // load; if kernel.wasm is missing, fails to compile (no SIMD) or fails its self-check, `wasmKernel`
 // is null and the codec quietly uses the JS kernel instead.
 //
-// All data lives in the one wasm memory, shared by every codec: calls are synchronous and the
-// process is single-threaded, so each call may use the whole data area from DATA upwards.
+// All data lives in the one wasm memory, shared by every Cauchy codec: calls are synchronous and
+// the process is single-threaded, so each call may use the whole data area from DATA upwards.
+// Coders that keep symbols in wasm memory between calls (RaptorQ) get an instance of their own
+// from newKernelInstance().
 
 import { readFileSync } from 'node:fs';
 import { nibbleTables } from './gf256.js';
 import type { Kernel } from './kernel.js';
-import { jsKernel } from './kernel-js.js';
+import { jsKernel, mulXor } from './kernel-js.js';
 
 // Memory layout, mirrored in the header of kernel.wat.
 const PTRS = 8192;
 const COEFS = 9216;
 const DATA = 16384;
+/** Where symbol data may start in a kernel instance's memory (below: coefficient tables, scratch). */
+export const KERNEL_DATA_OFFSET = DATA;
 const PAGE = 65536;
 
 // tsconfig's lib is ES2023 without DOM and @types/node 20 has no WebAssembly typings, so declare
@@ -27,9 +31,15 @@ declare const WebAssembly: {
   Instance: new (module: object, imports: object) => { readonly exports: object };
 };
 
-interface Exports {
+/** A kernel instance's exports; every length is a multiple of 16 and every address 16-aligned. */
+export interface KernelExports {
   memory: WasmMemory;
+  /** dst ^= c * src */
   mul_xor(dst: number, src: number, len: number, c: number): void;
+  /** dst ^= src */
+  xor(dst: number, src: number, len: number): void;
+  /** dst = c * dst */
+  scale(dst: number, len: number, c: number): void;
   dot(dst: number, len: number, ptrs: number, coefs: number, n: number): void;
   dot4(d0: number, d1: number, d2: number, d3: number, len: number, ptrs: number, coefs: number, n: number): void;
 }
@@ -44,7 +54,7 @@ class WasmKernel implements Kernel {
   private mem: Uint8Array;
   private ptrs: Uint32Array;
 
-  constructor(private readonly x: Exports) {
+  constructor(private readonly x: KernelExports) {
     this.mem = new Uint8Array(x.memory.buffer);
     this.ptrs = new Uint32Array(x.memory.buffer, PTRS, 256);
     this.mem.set(nibbleTables(), 0);
@@ -113,12 +123,15 @@ class WasmKernel implements Kernel {
 /** Why the wasm kernel is not in use (null when it is): for diagnostics and tests, never thrown. */
 export let wasmUnavailableReason: string | null = null;
 
+let kernelModule: object | null = null;
+
 function load(): WasmKernel | null {
   try {
     const bytes = readFileSync(new URL('./kernel.wasm', import.meta.url));
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-    const kernel = new WasmKernel(instance.exports as unknown as Exports);
-    if (selfCheck(kernel)) return kernel;
+    kernelModule = new WebAssembly.Module(bytes);
+    const exports = new WebAssembly.Instance(kernelModule, {}).exports as unknown as KernelExports;
+    const kernel = new WasmKernel(exports);
+    if (selfCheck(kernel) && selfCheckRowOps(exports)) return kernel;
     wasmUnavailableReason = 'kernel.wasm disagrees with the JS kernel (self-check failed)';
   } catch (err) {
     wasmUnavailableReason = err instanceof Error ? err.message : String(err);
@@ -140,4 +153,42 @@ function selfCheck(kernel: Kernel): boolean {
   return a.every((p, i) => p.length === S && p.every((v, x) => v === b[i]![x]));
 }
 
+/** xor and scale (used by RaptorQ, not by the Cauchy codec) against the JS reference, every coefficient. */
+function selfCheckRowOps(x: KernelExports): boolean {
+  const len = 48;
+  const mem = new Uint8Array(x.memory.buffer);
+  const a = DATA;
+  const b = DATA + len;
+  for (let c = 0; c < 256; c++) {
+    const src = new Uint8Array(len);
+    const dst = new Uint8Array(len);
+    for (let i = 0; i < len; i++) {
+      src[i] = (i * 37 + c * 11 + 5) & 255;
+      dst[i] = (i * 101 + c * 7 + 3) & 255;
+    }
+    mem.set(src, a);
+    mem.set(dst, b);
+    x.xor(b, a, len);
+    x.scale(b, len, c);
+    const want = dst.map((v, i) => v ^ src[i]!);
+    const scaled = new Uint8Array(len);
+    mulXor(scaled, 0, want, 0, len, c);
+    for (let i = 0; i < len; i++) if (mem[b + i] !== scaled[i]) return false;
+  }
+  return true;
+}
+
 export const wasmKernel: Kernel | null = load();
+
+/**
+ * A fresh kernel instance with its own memory, coefficient tables in place, for a coder that keeps
+ * symbols in wasm memory across calls. Null when the wasm kernel is unavailable (see
+ * wasmUnavailableReason); the caller then uses the JS row operations.
+ */
+export function newKernelInstance(): KernelExports | null {
+  if (!wasmKernel || !kernelModule) return null;
+  const x = new WebAssembly.Instance(kernelModule, {}).exports as unknown as KernelExports;
+  new Uint8Array(x.memory.buffer).set((nibbles ??= nibbleTables()), 0);
+  return x;
+}
+let nibbles: Uint8Array | undefined;

@@ -52,6 +52,45 @@
               (i8x16.swizzle (local.get $lo) (v128.and (local.get $v) (local.get $mask)))
               (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $mask)))))))))
 
+  ;; dst[0..len) ^= src[0..len); len % 16 == 0. The coefficient-1 case of mul_xor without the table
+  ;; lookups: most RaptorQ row operations are binary (LT and LDPC rows), and a plain XOR is about
+  ;; three times cheaper than a multiply-add.
+  (func $xor (export "xor") (param $dst i32) (param $src i32) (param $len i32)
+    (local $end i32) (local $end2 i32)
+    (local.set $end (i32.add (local.get $src) (local.get $len)))
+    (local.set $end2 (i32.add (local.get $src) (i32.and (local.get $len) (i32.const -32))))
+    (block $done2
+      (loop $two
+        (br_if $done2 (i32.ge_u (local.get $src) (local.get $end2)))
+        (v128.store (local.get $dst) (v128.xor (v128.load (local.get $dst)) (v128.load (local.get $src))))
+        (v128.store offset=16 (local.get $dst)
+          (v128.xor (v128.load offset=16 (local.get $dst)) (v128.load offset=16 (local.get $src))))
+        (local.set $src (i32.add (local.get $src) (i32.const 32)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+        (br $two)))
+    (if (i32.lt_u (local.get $src) (local.get $end))
+      (then
+        (v128.store (local.get $dst) (v128.xor (v128.load (local.get $dst)) (v128.load (local.get $src)))))))
+
+  ;; dst[0..len) = c * dst[0..len) in place; len % 16 == 0. Normalises a pivot row in Gaussian
+  ;; elimination (RaptorQ's dense phase).
+  (func $scale (export "scale") (param $dst i32) (param $len i32) (param $c i32)
+    (local $end i32) (local $lo v128) (local $hi v128) (local $mask v128) (local $v v128)
+    (local.set $mask (v128.const i32x4 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f))
+    (local.set $lo (v128.load (i32.shl (local.get $c) (i32.const 5))))
+    (local.set $hi (v128.load offset=16 (i32.shl (local.get $c) (i32.const 5))))
+    (local.set $end (i32.add (local.get $dst) (local.get $len)))
+    (block $done
+      (loop $vec
+        (br_if $done (i32.ge_u (local.get $dst) (local.get $end)))
+        (local.set $v (v128.load (local.get $dst)))
+        (v128.store (local.get $dst)
+          (v128.xor
+            (i8x16.swizzle (local.get $lo) (v128.and (local.get $v) (local.get $mask)))
+            (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $mask)))))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (br $vec))))
+
   ;; dst[0..len) = sum_{j<n} coefs[j] * mem[ptrs[j] ..+len); len % 16 == 0, n <= 256.
   ;; One call per output symbol: encode and decode each need just one dot per symbol they produce.
   (func $dot (export "dot") (param $dst i32) (param $len i32) (param $ptrs i32) (param $coefs i32) (param $n i32)

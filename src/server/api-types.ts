@@ -1,10 +1,13 @@
 // Documents of the admin API (its JSON), shared by the server, the CLI and the web console. Types only, no
 // runtime code and no Node modules: the browser build (tsconfig.web.json) reads them too.
-import type { ImageRecord } from '../db/repositories.js';
+import type { ImageRecord } from '../db/records.js';
 
-/** A problem with one field of a request body (null: the request as a whole), for forms to show in place. */
+/**
+ * One problem of a request: the JSON pointer of what it concerns ('/portStart'; '' for the request as a whole)
+ * and what is wrong. API errors list every problem (`errors`), so that forms show each next to its field.
+ */
 export interface FieldProblem {
-  field: string | null;
+  path: string;
   message: string;
 }
 

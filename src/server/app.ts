@@ -7,6 +7,9 @@ import type { FieldProblem } from './api-types.js';
 import { HttpError, type ServerContext } from './context.js';
 import { consoleRoutes } from './routes-console.js';
 import { adminRoutes } from './routes-admin.js';
+import { ModelError } from './deployments.js';
+import { deployAdminRoutes, deployClientRoutes } from './routes-deploy.js';
+import { DEVICE_CREDENTIAL_HEADER } from '../client/api.js';
 import { CLIENT_SECRET_HEADER, clientRoutes } from './routes-client.js';
 
 export const OPENAPI_PATH = '/api/v1/openapi.json';
@@ -30,16 +33,18 @@ export async function buildApp(ctx: ServerContext, logger: FastifyServerOptions[
         version: ctx.version,
         description: 'Admin API (/api/v1, bearer token), client API (/api/client) and unicast content (/content).',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, clientSecret: { type: 'apiKey', in: 'header', name: CLIENT_SECRET_HEADER } } },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, clientSecret: { type: 'apiKey', in: 'header', name: CLIENT_SECRET_HEADER }, deviceCredential: { type: 'apiKey', in: 'header', name: DEVICE_CREDENTIAL_HEADER } } },
     },
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: SchemaViolation[]; code?: string }, req, reply) => {
-    const status = err instanceof HttpError ? err.statusCode : err.validation ? 400 : (err.statusCode ?? 500);
+    const status = err instanceof HttpError ? err.statusCode : err instanceof ModelError ? 400 : err.validation ? 400 : (err.statusCode ?? 500);
     if (status >= 500) req.log.error({ err }, 'request failed');
     const message = err.validation ? `invalid request: ${err.message}` : status >= 500 ? `internal error: ${err.message}` : err.message;
-    const problems = err instanceof HttpError ? err.problems : err.validation ? err.validation.map(fieldProblem) : [];
-    return reply.code(status).send({ statusCode: status, error: httpReason(status), message, ...(problems.length ? { problems } : {}) });
+    // Every problem with its JSON-pointer path (an invalid task sequence, settings, a schema violation …), so
+    // that a form shows each next to its field.
+    const errors: FieldProblem[] = err instanceof HttpError || err instanceof ModelError ? err.errors : err.validation ? err.validation.map(fieldProblem) : [];
+    return reply.code(status).send({ statusCode: status, error: httpReason(status), message, ...(errors.length ? { errors } : {}) });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${req.method} ${req.url} (the API is described at ${OPENAPI_PATH})` }));
 
@@ -59,6 +64,8 @@ export async function buildApp(ctx: ServerContext, logger: FastifyServerOptions[
   app.get(OPENAPI_PATH, { schema: { hide: true } }, async () => app.swagger());
   adminRoutes(app, ctx);
   clientRoutes(app, ctx);
+  deployAdminRoutes(app, ctx);
+  deployClientRoutes(app, ctx);
   await consoleRoutes(app);
   return app;
 }
@@ -70,11 +77,13 @@ interface SchemaViolation {
   params: { additionalProperty?: string; missingProperty?: string };
 }
 
-/** A schema violation as a field problem: "portStart must be >= 1024" for the field portStart. */
+/** A schema violation as a problem at its path: "portStart must be >= 1024" at /portStart. */
 function fieldProblem(v: SchemaViolation): FieldProblem {
-  const field = v.instancePath.slice(1).replaceAll('/', '.') || v.params.missingProperty || v.params.additionalProperty || null;
-  const what = v.params.additionalProperty ? `${v.message ?? 'is not allowed'}: ${v.params.additionalProperty}` : (v.message ?? 'is invalid');
-  return { field, message: field && !v.params.additionalProperty && !v.params.missingProperty ? `${field} ${what}` : what };
+  const named = v.params.additionalProperty ?? v.params.missingProperty;
+  const path = named === undefined ? v.instancePath : `${v.instancePath}/${named}`;
+  const what = v.params.additionalProperty ? `${v.message ?? 'is not allowed'}: ${named}` : (v.message ?? 'is invalid');
+  const field = v.instancePath.split('/').pop();
+  return { path, message: field && named === undefined ? `${field} ${what}` : what };
 }
 
 function httpReason(status: number): string {

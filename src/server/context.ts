@@ -28,7 +28,8 @@ export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
-    readonly problems: FieldProblem[] = [],
+    /** Every problem with its JSON-pointer path (sent as `errors`). */
+    readonly errors: FieldProblem[] = [],
   ) {
     super(message);
   }

@@ -37,7 +37,7 @@ export const RATE_PROFILES: Record<string, number | null> = {
 export class SettingsError extends Error {
   constructor(
     message: string,
-    readonly problems: FieldProblem[] = [],
+    readonly errors: FieldProblem[] = [],
   ) {
     super(message);
   }
@@ -108,7 +108,7 @@ const KEYS = Object.keys(DEFAULT_DP_SETTINGS) as (keyof DpSettings)[];
 export function validateDpSettings(input: DpSettings): DpSettings {
   const s = { ...input };
   const problems: FieldProblem[] = [];
-  const problem = (field: keyof DpSettings | null, message: string) => problems.push({ field, message });
+  const problem = (field: keyof DpSettings | null, message: string) => problems.push({ path: field ? `/${field}` : '', message });
   const unknown = Object.keys(input).filter((k) => !KEYS.includes(k as keyof DpSettings));
   if (unknown.length) problem(null, `unknown setting(s): ${unknown.join(', ')}`);
   const intIn = (key: keyof DpSettings, min: number, max: number) => {

@@ -27,7 +27,7 @@ export interface ImportRequest extends Partial<PackageSettings> {
 export function checkPackageSettings(s: PackageSettings): void {
   if (s.multicastOnly && !s.allowMulticast) {
     const message = 'a multicast-only package must allow multicast: drop --multicast-only or add --allow-multicast';
-    throw new HttpError(400, message, [{ field: 'multicastOnly', message }]);
+    throw new HttpError(400, message, [{ path: '/multicastOnly', message }]);
   }
 }
 

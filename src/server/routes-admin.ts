@@ -114,7 +114,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
     handler: async (req, reply) => {
       if (!req.body.path.startsWith('/')) {
         const message = `path "${req.body.path}" must be absolute: it is read by the server, not by the client`;
-        throw new HttpError(400, message, [{ field: 'path', message }]);
+        throw new HttpError(400, message, [{ path: '/path', message }]);
       }
       return reply.code(202).send(await startImport(ctx, req.body));
     },
@@ -173,7 +173,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
         req.log.info({ changes: req.body }, 'distribution point settings changed');
         return next;
       } catch (err) {
-        if (err instanceof SettingsError) throw new HttpError(400, err.message, err.problems);
+        if (err instanceof SettingsError) throw new HttpError(400, err.message, err.errors);
         throw err;
       }
     },

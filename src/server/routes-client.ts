@@ -3,6 +3,7 @@
 // of its own transfer.
 import { createReadStream, promises as fs } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ContentAccess } from '../db/deployment-repositories.js';
 import { HttpError, type ServerContext } from './context.js';
 import type { ClientReport } from './session-manager.js';
 import { clientSchema, digestSchema, errorSchema, locationRequestSchema, locationSchema, reportSchema } from './schemas.js';
@@ -14,6 +15,7 @@ interface LocationRequest {
   image: string;
   version?: string;
   retryOf?: string;
+  access?: ContentAccess;
 }
 
 export function clientRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -28,13 +30,13 @@ export function clientRoutes(app: FastifyInstance, ctx: ServerContext): void {
       response: { 200: locationSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema, 503: errorSchema },
     },
     handler: async (req) => {
-      const { client, image: name, version, retryOf } = req.body;
+      const { client, image: name, version, retryOf, access } = req.body;
       const image = await ctx.repos.images.byName(name);
       if (!image) throw new HttpError(404, `the distribution point has no image named "${name}"`);
       if (version !== undefined && image.version !== version) {
         throw new HttpError(404, `image "${name}" version ${version} is not here (the library has version ${image.version ?? '(none)'})`);
       }
-      const location = await ctx.sessions.locate(image, { name: client.name, mac: client.mac, uuid: client.uuid, address: req.ip }, retryOf);
+      const location = await ctx.sessions.locate(image, { name: client.name, mac: client.mac, uuid: client.uuid, address: req.ip }, retryOf, access);
       req.log.info({ client: client.name, image: name, kind: location.kind, reason: 'reason' in location ? location.reason : undefined }, 'content location');
       if (location.kind !== 'unicast') return location;
       const { path, ...rest } = location;

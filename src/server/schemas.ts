@@ -8,12 +8,7 @@ const obj = (properties: Record<string, unknown>, required: string[] = Object.ke
   ({ type: 'object', properties, required, additionalProperties: false, ...extra }) as const;
 
 export const errorSchema = obj(
-  {
-    statusCode: int,
-    error: str,
-    message: str,
-    problems: { type: 'array', description: 'each problem of the request, by field (for forms)', items: obj({ field: nstr, message: str }) },
-  },
+  { statusCode: int, error: str, message: str, errors: { type: 'array', items: obj({ path: str, message: str }), description: 'every problem, with its JSON-pointer path' } },
   ['message'],
 );
 
@@ -192,6 +187,7 @@ export const locationRequestSchema = obj(
     image: imageName,
     version: str,
     retryOf: { type: 'string', format: 'uuid', description: 'ticket of an earlier attempt that failed (multicast dropped: fall back)' },
+    access: { type: 'string', enum: ['multicast-first', 'unicast-only', 'multicast-only'], description: "a deployment's content access option; it narrows what the package allows (default multicast-first)" },
   },
   ['client', 'image'],
 );

@@ -1,5 +1,6 @@
 // `fleetcast server`: composes the database, content store, session manager and HTTP API into one process.
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import { packageVersion } from '../version.js';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ContentStore } from '../content/index.js';
@@ -23,11 +24,7 @@ export interface RunningServer {
   /** Graceful stop: no new requests or sessions, live sessions ended and recorded, database closed. */
   close(): Promise<void>;
 }
-
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+export { packageVersion };
 
 export async function startServer(
   config: ServerConfig,

@@ -1,6 +1,7 @@
 // Multicast sessions of the distribution point: admission of clients, group:port allocation, the schedule
 // (minimum session size / start delay, auto-cast), the sender running in-process, slow-client handling, and
 // the record of every session and every client's outcome.
+import type { ContentAccess } from '../db/deployment-repositories.js';
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ReceiverRecord, SenderStats, SenderSummary } from '../protocol/sender.js';
@@ -153,16 +154,21 @@ export class SessionManager {
   }
 
   /** Where a client gets an image. Decisions are serialized, so two clients never race for one slot. */
-  locate(image: ImageRecord, client: ClientIdentity, retryOf?: string): Promise<Location> {
-    const run = this.queue.then(() => this.decide(image, client, retryOf));
+  locate(image: ImageRecord, client: ClientIdentity, retryOf?: string, access: ContentAccess = 'multicast-first'): Promise<Location> {
+    const run = this.queue.then(() => this.decide(image, client, retryOf, access));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async decide(image: ImageRecord, client: ClientIdentity, retryOf?: string): Promise<Location> {
+  private async decide(image: ImageRecord, client: ClientIdentity, retryOf: string | undefined, access: ContentAccess): Promise<Location> {
     if (this.closing) throw new HttpError(503, 'the server is shutting down; try again shortly');
     const dp = this.o.settings();
-    const unicastAllowed = !image.multicastOnly;
+    // A deployment's content access option narrows what the package allows, never widens it.
+    if (access === 'unicast-only') {
+      if (image.multicastOnly) throw new HttpError(409, `image "${image.name}" may only be transferred by multicast, but the deployment allows only unicast: change one of them (fleetcast image set ${image.name} --no-multicast-only, or the deployment's --access)`);
+      return this.unicast(image, client, 'the deployment allows only unicast');
+    }
+    const unicastAllowed = !image.multicastOnly && access !== 'multicast-only';
     let tier: Tier = 'normal';
     if (retryOf) {
       const previous = await this.o.repos.clients.get(retryOf);
@@ -176,30 +182,35 @@ export class SessionManager {
         }
       }
     }
-    if (!image.allowMulticast) return this.unicast(image, client, 'the package does not allow multicast');
+    if (!image.allowMulticast) {
+      if (!unicastAllowed) throw new HttpError(409, `image "${image.name}" does not allow multicast, but the deployment allows only multicast: change one of them (fleetcast image set ${image.name} --allow-multicast, or the deployment's --access)`);
+      return this.unicast(image, client, 'the package does not allow multicast');
+    }
     if (!dp.multicastEnabled) {
       if (unicastAllowed) return this.unicast(image, client, 'multicast is disabled on this distribution point');
+      if (!image.multicastOnly) throw new HttpError(409, `the deployment allows only multicast, but multicast is disabled on this distribution point: enable it (fleetcast dp set --multicast) or change the deployment's --access`);
       throw new HttpError(
         409,
         `image "${image.name}" may only be transferred by multicast, but multicast is disabled on this distribution point: enable it (fleetcast dp set --multicast) or allow unicast for the package (fleetcast image set ${image.name} --no-multicast-only)`,
       );
     }
     if (this.activeClients() >= dp.maxClients) {
-      return this.notNow(image, client, `the distribution point already serves its maximum of ${dp.maxClients} multicast clients`);
+      return this.notNow(image, client, `the distribution point already serves its maximum of ${dp.maxClients} multicast clients`, unicastAllowed);
     }
     let session = [...this.live.values()].find((s) => s.image.id === image.id && s.tier === tier && this.admitting(s));
     if (!session) {
       const inUse = [...this.live.values()].map((s) => ({ group: s.group, port: s.port }));
       const slot = allocateGroupPort(dp, inUse);
-      if (!slot) return this.notNow(image, client, `every multicast group:port of the pools is in use by ${inUse.length} live sessions`);
+      if (!slot) return this.notNow(image, client, `every multicast group:port of the pools is in use by ${inUse.length} live sessions`, unicastAllowed);
       session = await this.createSession(image, tier, slot, dp);
     }
-    return this.admit(session, client);
+    const location = await this.admit(session, client);
+    return location.kind === 'multicast' && !unicastAllowed ? { ...location, unicastFallback: false } : location;
   }
 
-  private notNow(image: ImageRecord, client: ClientIdentity, reason: string): Promise<Location> | Location {
-    if (!image.multicastOnly) return this.unicast(image, client, reason);
-    return { kind: 'wait', retryAfterSeconds: WAIT_RETRY_SECONDS, reason: `${reason}; the package is multicast-only, so wait for the next session` };
+  private notNow(image: ImageRecord, client: ClientIdentity, reason: string, unicastAllowed: boolean): Promise<Location> | Location {
+    if (unicastAllowed) return this.unicast(image, client, reason);
+    return { kind: 'wait', retryAfterSeconds: WAIT_RETRY_SECONDS, reason: `${reason}; the ${image.multicastOnly ? 'package' : 'deployment'} is multicast-only, so wait for the next session` };
   }
 
   private async unicast(image: ImageRecord, client: ClientIdentity, reason: string): Promise<Location> {

@@ -23,7 +23,7 @@ export class ApiError extends Error {
 
 interface ErrorBody {
   message?: string;
-  problems?: FieldProblem[];
+  errors?: FieldProblem[];
 }
 
 function errorFrom(status: number, text: string): ApiError {
@@ -33,7 +33,7 @@ function errorFrom(status: number, text: string): ApiError {
   } catch {
     // Not the API's JSON (a proxy's page, say): the status says enough.
   }
-  return new ApiError(status, body.message ?? `the server answered ${status}${text ? `: ${text.slice(0, 200)}` : ''}`, body.problems ?? []);
+  return new ApiError(status, body.message ?? `the server answered ${status}${text ? `: ${text.slice(0, 200)}` : ''}`, body.errors ?? []);
 }
 
 export class Api {

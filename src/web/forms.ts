@@ -43,16 +43,18 @@ export function clearProblems(form: HTMLElement): void {
 }
 
 /**
- * Shows each problem next to the control named like its field (several per field are joined); problems of no
- * field, or of a field the form does not show, go to a summary at the top. Focuses the first invalid control.
+ * Shows each problem next to the control its path names (several per field are joined); problems of no field,
+ * or of a field the form does not show, go to a summary at the top. Focuses the first invalid control.
  */
 export function showProblems(form: HTMLFormElement, problems: FieldProblem[], fallbackMessage: string): void {
   clearProblems(form);
   const unplaced: string[] = [];
   let first: HTMLElement | null = null;
-  for (const p of problems.length ? problems : [{ field: null, message: fallbackMessage }]) {
-    const control = p.field ? form.querySelector<HTMLElement>(`[name="${CSS.escape(p.field)}"]`) : null;
-    const errorEl = control ? (document.getElementById(`${control.id}-error`) ?? document.getElementById(`${p.field}-radios-error`)) : null;
+  for (const p of problems.length ? problems : [{ path: '', message: fallbackMessage }]) {
+    // The control named like the first step of the problem's JSON pointer ("/portStart" → portStart).
+    const field = p.path.split('/')[1];
+    const control = field ? form.querySelector<HTMLElement>(`[name="${CSS.escape(field)}"]`) : null;
+    const errorEl = control ? (document.getElementById(`${control.id}-error`) ?? document.getElementById(`${field}-radios-error`)) : null;
     if (!control || !errorEl) {
       unplaced.push(p.message);
       continue;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { MAX_SYMBOL_ID, fecKernelName, getCodec, type ErasureCodec } from '../../src/fec/index.js';
 import { wasmUnavailableReason } from '../../src/fec/kernel-wasm.js';
-import { slowMul } from './reference.js';
+import { slowMul, xorshift } from './reference.js';
 
 const KERNELS = ['wasm', 'js'] as const;
 
@@ -23,13 +23,6 @@ function slowParity(block: Uint8Array, k: number, S: number, sid: number): Uint8
   return p;
 }
 
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return s;
-  };
-}
 function randomBlock(len: number, seed: number): Uint8Array {
   const next = xorshift(seed);
   const b = new Uint8Array(len);

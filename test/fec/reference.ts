@@ -9,3 +9,12 @@ export function slowMul(a: number, b: number): number {
   }
   return r;
 }
+
+/** Deterministic pseudo-random 32-bit integers (xorshift32) for reproducible test data. */
+export function xorshift(seed: number): () => number {
+  let s = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s;
+  };
+}

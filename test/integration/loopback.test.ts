@@ -106,9 +106,12 @@ test('a sender interrupted mid-transfer: receivers fail with exit 2 and leave no
     const common = ['--group', '239.255.77.13', '--port', port, '--interface', 'lo', '--json'];
     const receivers = [1, 2, 3].map((i) => run(['receive', '-o', join(dir, `out${i}.bin`), '--timeout', '30', ...common]));
     await new Promise((r) => setTimeout(r, 300));
-    // 8 MiB at 10 Mbit/s takes ~7 s: interrupt after 2 s.
+    // 8 MiB at 10 Mbit/s takes ~7 s: interrupt 1 s into the transfer. The receivers create their part files
+    // when the session is announced, after the sender has set up its interrupt handling (a loaded machine can
+    // take seconds to start a process, so a fixed delay would interrupt it before).
     const sender = run(['send', image, '--min-receivers', '3', '--rate', '10M', '--no-adaptive-rate', ...common]);
-    await new Promise((r) => setTimeout(r, 2500));
+    for (let waited = 0; !existsSync(join(dir, 'out1.bin.part')) && waited < 30_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 1000));
     sender.child.kill('SIGINT');
     const s = await sender.done;
     assert.equal(s.code, 130, s.stderr);

@@ -93,15 +93,12 @@ test('web console routes', async (t) => {
 
     const schema = await s.api('PATCH', '/api/v1/dp', { portStart: 80, bogus: 1 });
     assert.equal(schema.status, 400);
-    assert.deepEqual(
-      schema.body.problems.map((p: { field: string }) => p.field).sort(),
-      ['bogus', 'portStart'],
-    );
+    assert.deepEqual(schema.body.errors.map((p: { path: string }) => p.path).sort(), ['/bogus', '/portStart']);
     const settings = await s.api('PATCH', '/api/v1/dp', { addressPool: 'range', addressStart: '10.0.0.1', addressEnd: 'ff15::1', minimumSessionSize: 500 });
     assert.equal(settings.status, 400);
-    const byField = Object.fromEntries(settings.body.problems.map((p: { field: string; message: string }) => [p.field, p.message]));
-    assert.match(byField.addressStart, /not an IPv4 multicast address/);
-    assert.match(byField.minimumSessionSize, /more than maxClients/);
+    const byPath = Object.fromEntries(settings.body.errors.map((p: { path: string; message: string }) => [p.path, p.message]));
+    assert.match(byPath['/addressStart'], /not an IPv4 multicast address/);
+    assert.match(byPath['/minimumSessionSize'], /more than maxClients/);
     assert.match(settings.body.message, /not an IPv4 multicast address.*more than maxClients/);
     assert.equal((await s.api('GET', '/api/v1/dp')).body.minimumSessionSize, 20, 'nothing was saved');
   });

@@ -77,14 +77,14 @@ export async function render(main: HTMLElement, ctx: PageContext): Promise<void>
     const num = (name: keyof DpSettings, input: HTMLInputElement, scale = 1): number => {
       const text = input.value.trim();
       const n = Number(text);
-      if (text === '' || !Number.isFinite(n)) problems.push({ field: name, message: `give a number (got "${input.value}")` });
+      if (text === '' || !Number.isFinite(n)) problems.push({ path: `/${name}`, message: `give a number (got "${input.value}")` });
       return n * scale;
     };
     const rate = (name: keyof DpSettings, input: HTMLInputElement, allowUnlimited: boolean): number | null => {
       try {
         return parseRateInput(input.value, allowUnlimited);
       } catch (err) {
-        problems.push({ field: name, message: (err as Error).message });
+        problems.push({ path: `/${name}`, message: (err as Error).message });
         return null;
       }
     };

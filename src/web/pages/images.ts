@@ -93,11 +93,11 @@ function importForm(ctx: PageContext, onStarted: () => void): HTMLElement {
     clearProblems(form);
     uploadStatus.replaceChildren();
     const problems = [];
-    if (!name.value.trim()) problems.push({ field: 'name', message: 'Give the image a name.' });
-    else if (!new RegExp(`^${NAME_PATTERN}$`).test(name.value.trim())) problems.push({ field: 'name', message: 'A name starts with a letter or digit and has only letters, digits, dot, dash and underscore.' });
-    if (source === 'path' && !path.value.trim()) problems.push({ field: 'path', message: 'Give the path of the image file on the server.' });
+    if (!name.value.trim()) problems.push({ path: '/name', message: 'Give the image a name.' });
+    else if (!new RegExp(`^${NAME_PATTERN}$`).test(name.value.trim())) problems.push({ path: '/name', message: 'A name starts with a letter or digit and has only letters, digits, dot, dash and underscore.' });
+    if (source === 'path' && !path.value.trim()) problems.push({ path: '/path', message: 'Give the path of the image file on the server.' });
     const chosen = file.files?.[0];
-    if (source === 'upload' && !chosen) problems.push({ field: 'file', message: 'Choose the file to upload.' });
+    if (source === 'upload' && !chosen) problems.push({ path: '/file', message: 'Choose the file to upload.' });
     if (problems.length) {
       showProblems(form, problems, '');
       return;
@@ -146,7 +146,7 @@ function importForm(ctx: PageContext, onStarted: () => void): HTMLElement {
       }
       if (!(err instanceof ApiError) || err.status === 401) throw err;
       // A taken name is a conflict (409) about the name field.
-      showProblems(form, err.status === 409 ? [{ field: 'name', message: err.message }] : err.problems, err.message);
+      showProblems(form, err.status === 409 ? [{ path: '/name', message: err.message }] : err.problems, err.message);
     } finally {
       submit.disabled = false;
     }
