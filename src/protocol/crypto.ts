@@ -1,7 +1,8 @@
 // AES-256-GCM sealing of whole datagrams (confidentiality and authenticity). The 8-byte header stays in clear
 // text (receivers must see the session id to pick the key) and is authenticated as additional data.
 import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from 'node:crypto';
-import { ENCRYPTED_FLAG, HEADER_BYTES, WireError, asBuffer } from './wire.js';
+import type { DropCounters } from './common.js';
+import { ENCRYPTED_FLAG, HEADER_BYTES, WireError, asBuffer, readHeader, type Header } from './wire.js';
 
 export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
@@ -79,4 +80,28 @@ export class PacketProtector {
       throw new WireError('authentication failed (wrong key or forged datagram)');
     }
   }
+}
+
+/**
+ * Checks a datagram's sealing against this side's key (a keyed side takes only sealed datagrams, an unkeyed one
+ * only plain ones) and opens it. Null when it must be dropped (counted); throws WireError when it is forged.
+ */
+export function openDatagram(
+  datagram: Uint8Array,
+  header: Header,
+  protector: PacketProtector | undefined,
+  drops: Pick<DropCounters, 'encrypted' | 'unencrypted'>,
+): { header: Header; buf: Buffer } | null {
+  const buf = asBuffer(datagram);
+  if (!protector) {
+    if (!header.encrypted) return { header, buf };
+    drops.encrypted++;
+    return null;
+  }
+  if (!header.encrypted) {
+    drops.unencrypted++;
+    return null;
+  }
+  const opened = protector.open(buf);
+  return { header: readHeader(opened), buf: opened };
 }

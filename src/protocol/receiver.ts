@@ -2,7 +2,7 @@
 // any k of them, verifies it against its digest and hands it out; it asks the sender for the number of
 // symbols it still lacks per block, after a random back-off that lets one request cover many receivers.
 import { getCodec } from '../fec/index.js';
-import type { PacketProtector } from './crypto.js';
+import { openDatagram, type PacketProtector } from './crypto.js';
 import { type Transmit, type DropCounters, equalBytes, imageDigest, newDropCounters, microsOf, sha256 } from './common.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbolLength, sourceSymbols, symbolIdOf } from './geometry.js';
 import { MinHeap } from './heap.js';
@@ -286,18 +286,10 @@ export class Receiver {
         this.stats.drops.otherSession++;
         return;
       }
-      let buf = Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
-      if (this.opts.protector) {
-        if (!header.encrypted) {
-          this.stats.drops.unencrypted++;
-          return;
-        }
-        buf = this.opts.protector.open(buf);
-        header = readHeader(buf);
-      } else if (header.encrypted) {
-        this.stats.drops.encrypted++;
-        return;
-      }
+      const opened = openDatagram(datagram, header, this.opts.protector, this.stats.drops);
+      if (!opened) return;
+      const { buf } = opened;
+      header = opened.header;
       if (this.sender !== null && from !== this.sender) {
         // Same session id from another address: someone else's traffic, or forged.
         this.stats.drops.otherSession++;

@@ -1,7 +1,7 @@
 // The sender's state machine (sans-IO): fed datagrams, block data and the time; yields datagrams, timer
 // deadlines and events. See docs/protocol.md for the rules implemented here.
 import { getCodec } from '../fec/index.js';
-import type { PacketProtector } from './crypto.js';
+import { openDatagram, type PacketProtector } from './crypto.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbols, symbolIdOf } from './geometry.js';
 import { Pacer, RateController, UNLIMITED_BPS } from './rate.js';
 import {
@@ -355,18 +355,10 @@ export class Sender {
         this.stats.drops.otherSession++;
         return;
       }
-      let buf = Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
-      if (this.opts.protector) {
-        if (!header.encrypted) {
-          this.stats.drops.unencrypted++;
-          return;
-        }
-        buf = this.opts.protector.open(buf);
-        header = readHeader(buf);
-      } else if (header.encrypted) {
-        this.stats.drops.encrypted++;
-        return;
-      }
+      const opened = openDatagram(datagram, header, this.opts.protector, this.stats.drops);
+      if (!opened) return;
+      const { buf } = opened;
+      header = opened.header;
       switch (header.type) {
         case PacketType.Join:
           this.onJoin(now, decodeJoin(buf), from);

@@ -4,13 +4,7 @@
 import { CONTENT_ACCESS } from '../db/deployment-repositories.js';
 import { STEP_TYPES } from '../agent/sequence.js';
 
-const str = { type: 'string' } as const;
-const nstr = { type: ['string', 'null'] } as const;
-const int = { type: 'integer' } as const;
-const nint = { type: ['integer', 'null'] } as const;
-const bool = { type: 'boolean' } as const;
-const obj = (properties: Record<string, unknown>, required: string[] = Object.keys(properties), extra: Record<string, unknown> = {}) =>
-  ({ type: 'object', properties, required, additionalProperties: false, ...extra }) as const;
+import { bool, int, nint, nstr, obj, str } from './schemas.js';
 
 export const macSchema = { type: 'string', pattern: '^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$' } as const;
 const dateTime = { type: 'string', format: 'date-time' } as const;

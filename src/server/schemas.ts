@@ -1,10 +1,10 @@
 // JSON schemas of the HTTP API: they validate requests (clear 400s) and generate the OpenAPI document.
-const str = { type: 'string' } as const;
-const nstr = { type: ['string', 'null'] } as const;
-const int = { type: 'integer' } as const;
-const nint = { type: ['integer', 'null'] } as const;
-const bool = { type: 'boolean' } as const;
-const obj = (properties: Record<string, unknown>, required: string[] = Object.keys(properties), extra: Record<string, unknown> = {}) =>
+export const str = { type: 'string' } as const;
+export const nstr = { type: ['string', 'null'] } as const;
+export const int = { type: 'integer' } as const;
+export const nint = { type: ['integer', 'null'] } as const;
+export const bool = { type: 'boolean' } as const;
+export const obj = (properties: Record<string, unknown>, required: string[] = Object.keys(properties), extra: Record<string, unknown> = {}) =>
   ({ type: 'object', properties, required, additionalProperties: false, ...extra }) as const;
 
 export const errorSchema = obj(
