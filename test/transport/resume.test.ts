@@ -39,7 +39,9 @@ test('resume: held blocks of the part file are adopted, damaged and missing ones
     const port = 30000 + Math.floor(Math.random() * 20000);
     const endpoint = { group: '239.255.77.31', port, iface: 'lo' };
     const received = receiveImage({ output, endpoint, resume: true, blockHashes: hashes, expectedDigest: imageDigest(hashes), startTimeoutMs: 20_000 });
-    const sent = sendImage({ path: source, endpoint, sender: { blockSymbols: BLOCK_SYMBOLS, autoStart: false, minReceivers: 1, settleMs: 0, maxRateBps: 200e6 } });
+    // The scan runs alongside the transfer and must reach the held blocks before the network does: a receiver on
+    // the batched backend keeps up with 200 Mbit/s and would take them from the network, so send at 20.
+    const sent = sendImage({ path: source, endpoint, sender: { blockSymbols: BLOCK_SYMBOLS, autoStart: false, minReceivers: 1, settleMs: 0, maxRateBps: 20e6 } });
     const [result, summary] = await Promise.all([received, sent]);
     assert.equal(result.ok, true, result.message);
     assert.equal(result.resumedBytes, 5 * blockBytes, 'blocks 0, 1, 3, 4, 5 came from the part file');
