@@ -23,6 +23,8 @@ export function parseAddress(s: string): { address: string; port: number } {
 export interface DatagramSocket {
   readonly io: IoBackend;
   bind(port: number, address?: string): Promise<void>;
+  /** The port bound to (an ephemeral one after bind(0)). */
+  localPort(): number;
   /** Asks for receive and send buffers of `bytes`; returns the smaller size granted (Linux reports double). */
   setBuffers(bytes: number): number;
   /** Outgoing multicast interface (IPv4 address or "::%name"), TTL and loopback; undefined leaves one as it is. */
@@ -99,6 +101,10 @@ export class DgramSocket extends BaseSocket implements DatagramSocket {
         resolve();
       });
     });
+  }
+
+  localPort(): number {
+    return this.socket.address().port;
   }
 
   setBuffers(bytes: number): number {
@@ -184,6 +190,7 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
   private readonly partCounts: Uint8Array;
   private readonly destIds: Uint32Array;
   private closed = false;
+  private port = 0;
 
   constructor(
     family: 4 | 6,
@@ -203,10 +210,14 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
 
   async bind(port: number, address?: string): Promise<void> {
     try {
-      this.native.bind(address ?? null, port, this.reuseAddr);
+      this.port = this.native.bind(address ?? null, port, this.reuseAddr);
     } catch (err) {
       throw new TransportError(`cannot bind UDP ${address ?? '*'}:${port}: ${(err as Error).message}`);
     }
+  }
+
+  localPort(): number {
+    return this.port;
   }
 
   setBuffers(bytes: number): number {

@@ -38,7 +38,7 @@ export function chooseIo(asked?: IoBackend): { io: IoBackend; warning: string | 
       `batched UDP I/O (--io batch) is not available: ${loaded.error}. It is built from source with node-gyp by \`npm ci\` or \`npm run build\` (Linux, a C compiler and Node's headers); or use --io dgram`,
     );
   }
-  const warning = fallbackWarned ? null : `batched UDP I/O is not available (${loaded.error}); using Node's dgram, which costs more CPU per datagram`;
+  const warning = fallbackWarned ? null : `batched UDP I/O is not available: ${loaded.error}; using Node's dgram, which costs more CPU per datagram`;
   fallbackWarned = true;
   return { io: 'dgram', warning };
 }

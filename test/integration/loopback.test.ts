@@ -106,9 +106,11 @@ test('a sender interrupted mid-transfer: receivers fail with exit 2 and leave no
     const common = ['--group', '239.255.77.13', '--port', port, '--interface', 'lo', '--json'];
     const receivers = [1, 2, 3].map((i) => run(['receive', '-o', join(dir, `out${i}.bin`), '--timeout', '30', ...common]));
     await new Promise((r) => setTimeout(r, 300));
-    // 8 MiB at 10 Mbit/s takes ~7 s: interrupt after 2 s.
-    const sender = run(['send', image, '--min-receivers', '3', '--rate', '10M', '--no-adaptive-rate', ...common]);
-    await new Promise((r) => setTimeout(r, 2500));
+    // 8 MiB at 10 Mbit/s takes ~7 s: interrupt 2 s after the sender says it is sending (its SIGINT handler is
+    // in place by then; a loaded machine can take seconds to start node, and SIGINT before that kills it).
+    const sender = run(['send', image, '--min-receivers', '3', '--rate', '10M', '--no-adaptive-rate', ...common.filter((a) => a !== '--json')]);
+    await new Promise<void>((resolve) => sender.child.stderr!.on('data', (d: Buffer) => d.includes('sending') && resolve()));
+    await new Promise((r) => setTimeout(r, 2000));
     sender.child.kill('SIGINT');
     const s = await sender.done;
     assert.equal(s.code, 130, s.stderr);
