@@ -73,13 +73,22 @@ typedef struct {
   uint32_t epoch;
 } Sock;
 
-static void free_sock(Sock* s) {
+/** The I/O buffers go as soon as the socket is closed; the address table stays for addressName(). */
+static void free_buffers(Sock* s) {
   free(s->ring);
   free(s->msgs);
   free(s->iovs);
   free(s->names);
   free(s->out_msgs);
   free(s->out_iovs);
+  s->ring = NULL;
+  s->msgs = s->out_msgs = NULL;
+  s->iovs = s->out_iovs = NULL;
+  s->names = NULL;
+}
+
+static void free_sock(Sock* s) {
+  free_buffers(s);
   free(s->keys);
   free(s->slots);
   free(s);
@@ -298,6 +307,7 @@ static void on_handle_closed(uv_handle_t* h) {
   s->fd = -1;
   s->poll_open = 0;
   if (s->finalized) free_sock(s);
+  else free_buffers(s);
 }
 
 static void call_ready(Sock* s, int events) {
@@ -729,7 +739,11 @@ static napi_value sock_close(napi_env env, napi_callback_info info) {
   } else {
     close(s->fd);
     s->fd = -1;
+    free_buffers(s);
   }
+  // The callback holds the JS wrapper, which holds this object: let go, or neither is ever collected.
+  napi_delete_reference(env, s->on_ready);
+  s->on_ready = NULL;
   napi_async_destroy(env, s->async_ctx);
   s->async_ctx = NULL;
   return undefined_value(env);
@@ -739,7 +753,7 @@ static void finalize(napi_env env, void* data, void* hint) {
   (void)hint;
   Sock* s = data;
   s->finalized = 1;
-  napi_delete_reference(env, s->on_ready);
+  if (s->on_ready) napi_delete_reference(env, s->on_ready);
   napi_delete_reference(env, s->meta_ref);
   napi_delete_reference(env, s->self);
   if (s->async_ctx) napi_async_destroy(env, s->async_ctx);
