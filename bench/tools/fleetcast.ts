@@ -2,11 +2,14 @@
 //   send FILE --group G --port P --interface IF --min-receivers N --max-wait S [--rate R] --json
 //   receive -o FILE --group G --port P --interface IF --json
 // Exit code 0 = verified image. When the CLI is missing or does not start, the tool is "not available".
+// Two entries: `fleetcast` on its default UDP backend (batch where the addon is built) and `fleetcast-dgram`
+// (--io dgram), to compare the backends side by side (docs/io.md).
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { batchAddon } from '../../src/transport/native.js';
 import { pause } from '../proc.js';
 import type { RunContext, Tool, ToolOutcome } from './types.js';
 
@@ -39,54 +42,63 @@ function jsonSummary(stdout: string): string | null {
   return null;
 }
 
-export const fleetcast: Tool = {
-  name: 'fleetcast',
-  description: 'fleetcast (this project), node CLI',
-  async check() {
-    if (!existsSync(FLEETCAST_CLI)) return `CLI not built (${FLEETCAST_CLI} missing)`;
-    for (const sub of ['send', 'receive']) {
-      const result = await probe([sub, '--help']);
-      if (!result.ok) return `\`fleetcast ${sub} --help\` failed: ${result.out.trim().split('\n').slice(-2).join(' ')}`;
-      for (const flag of ['--group', '--port', '--interface']) {
-        if (!result.out.includes(flag)) return `\`fleetcast ${sub}\` has no ${flag} option`;
+function fleetcastTool(name: string, io: 'batch' | 'dgram'): Tool {
+  return {
+    name,
+    description: `fleetcast (this project), node CLI, --io ${io}`,
+    async check() {
+      if (!existsSync(FLEETCAST_CLI)) return `CLI not built (${FLEETCAST_CLI} missing)`;
+      if (io === 'batch') {
+        const loaded = batchAddon();
+        if ('error' in loaded) return `batched UDP I/O unavailable: ${loaded.error}`;
       }
-    }
-    return null;
-  },
-  async version() {
-    const result = await probe(['--version']);
-    return result.ok ? `fleetcast ${result.out.trim()}` : 'fleetcast (version unknown)';
-  },
-  async run(ctx: RunContext): Promise<ToolOutcome> {
-    const { lan } = ctx;
-    const [group] = ctx.groups;
-    const net = ['--group', group, '--port', String(ctx.port), '--interface', lan.sender.ifname];
-    const receiverArgv = (out: string): string[] => [process.execPath, FLEETCAST_CLI, 'receive', '-o', out, ...net, '--json'];
-    const receivers = lan.receivers.map((host) => ctx.start(host, receiverArgv(ctx.outputPath(host)), `fleetcast-receive-${host.name}`, true));
-    await pause(500, ctx.signal); // node start-up
-    const senderArgv = [
-      process.execPath, FLEETCAST_CLI, 'send', ctx.image.path, ...net,
-      '--min-receivers', String(lan.receivers.length), '--max-wait', '15',
-      ...(ctx.rateBits ? ['--rate', rateFlag(ctx.rateBits)] : []),
-      '--json',
-    ];
-    ctx.markStart();
-    const sender = ctx.start(lan.sender, senderArgv, 'fleetcast-send', true);
-    for (const proc of receivers) void proc.exited.then((exit) => ctx.receiverDone(proc.host, exit.at));
-    const senderExit = await sender.exited;
-    await Promise.race([Promise.all(receivers.map((p) => p.exited)), pause(10_000, ctx.signal)]);
-    const outcome: ToolOutcome = {
-      sender: senderExit,
-      receivers: new Map(receivers.map((p) => [p.host.name, p.exit ?? 'still running'])),
-      argv: { sender: senderArgv.join(' '), receiver: receiverArgv('OUT').join(' ') },
-    };
-    const startedFor = senderExit.at - (sender.startedAt ?? senderExit.at);
-    if (senderExit.error) outcome.failedToStart = senderExit.error;
-    else if (senderExit.code !== 0 && startedFor < 2000 && !receivers.some((p) => p.exit?.code === 0)) {
-      outcome.failedToStart = `sender exited ${senderExit.code} after ${Math.round(startedFor)} ms: ${sender.tail().trim().split('\n').slice(-2).join(' | ')}`;
-    }
-    const summary = jsonSummary(sender.stdout());
-    if (summary) ctx.note(`sender: ${summary.slice(0, 400)}`);
-    return outcome;
-  },
-};
+      for (const sub of ['send', 'receive']) {
+        const result = await probe([sub, '--help']);
+        if (!result.ok) return `\`fleetcast ${sub} --help\` failed: ${result.out.trim().split('\n').slice(-2).join(' ')}`;
+        for (const flag of ['--group', '--port', '--interface', '--io']) {
+          if (!result.out.includes(flag)) return `\`fleetcast ${sub}\` has no ${flag} option`;
+        }
+      }
+      return null;
+    },
+    async version() {
+      const result = await probe(['--version']);
+      return result.ok ? `fleetcast ${result.out.trim()}` : 'fleetcast (version unknown)';
+    },
+    async run(ctx: RunContext): Promise<ToolOutcome> {
+      const { lan } = ctx;
+      const [group] = ctx.groups;
+      const net = ['--group', group, '--port', String(ctx.port), '--interface', lan.sender.ifname, '--io', io];
+      const receiverArgv = (out: string): string[] => [process.execPath, FLEETCAST_CLI, 'receive', '-o', out, ...net, '--json'];
+      const receivers = lan.receivers.map((host) => ctx.start(host, receiverArgv(ctx.outputPath(host)), `fleetcast-receive-${host.name}`, true));
+      await pause(500, ctx.signal); // node start-up
+      const senderArgv = [
+        process.execPath, FLEETCAST_CLI, 'send', ctx.image.path, ...net,
+        '--min-receivers', String(lan.receivers.length), '--max-wait', '15',
+        ...(ctx.rateBits ? ['--rate', rateFlag(ctx.rateBits)] : []),
+        '--json',
+      ];
+      ctx.markStart();
+      const sender = ctx.start(lan.sender, senderArgv, 'fleetcast-send', true);
+      for (const proc of receivers) void proc.exited.then((exit) => ctx.receiverDone(proc.host, exit.at));
+      const senderExit = await sender.exited;
+      await Promise.race([Promise.all(receivers.map((p) => p.exited)), pause(10_000, ctx.signal)]);
+      const outcome: ToolOutcome = {
+        sender: senderExit,
+        receivers: new Map(receivers.map((p) => [p.host.name, p.exit ?? 'still running'])),
+        argv: { sender: senderArgv.join(' '), receiver: receiverArgv('OUT').join(' ') },
+      };
+      const startedFor = senderExit.at - (sender.startedAt ?? senderExit.at);
+      if (senderExit.error) outcome.failedToStart = senderExit.error;
+      else if (senderExit.code !== 0 && startedFor < 2000 && !receivers.some((p) => p.exit?.code === 0)) {
+        outcome.failedToStart = `sender exited ${senderExit.code} after ${Math.round(startedFor)} ms: ${sender.tail().trim().split('\n').slice(-2).join(' | ')}`;
+      }
+      const summary = jsonSummary(sender.stdout());
+      if (summary) ctx.note(`sender: ${summary.slice(0, 400)}`);
+      return outcome;
+    },
+  };
+}
+
+export const fleetcast = fleetcastTool('fleetcast', 'batch');
+export const fleetcastDgram = fleetcastTool('fleetcast-dgram', 'dgram');

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // fleetcast command line: standalone `send` and `receive` (the server and agent come as further commands).
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { createWriteStream, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +45,7 @@ function endpointOptions(cmd: Command): Command {
     .option('-i, --interface <name|address>', 'network interface to use (default: the route to the group)')
     .option('--key <secret>', 'pre-shared secret: AES-256-GCM on every datagram (or FLEETCAST_KEY)')
     .option('--key-file <file>', 'read the pre-shared secret from a file')
+    .addOption(new Option('--io <backend>', 'UDP I/O: batch (recvmmsg/sendmmsg addon, the default where it is built) or dgram (Node); or FLEETCAST_IO').choices(['batch', 'dgram']))
     .option('--json', 'print a JSON summary on stdout when done')
     .option('-q, --quiet', 'no progress or messages on stderr');
 }
@@ -82,7 +83,7 @@ endpointOptions(
     let started = false;
     const summary = await sendImage({
       path,
-      endpoint: { group: o.group, port: o.port, iface: o.interface, ttl: o.ttl },
+      endpoint: { group: o.group, port: o.port, iface: o.interface, ttl: o.ttl, io: o.io },
       mtu: o.mtu,
       key,
       signal: controller.signal,
@@ -171,7 +172,7 @@ endpointOptions(
   const bar = progressBar(!quiet, 'receive |{bar}| {percentage}% | {value}/{total} | ETA {eta_formatted}');
   const result: ReceiveResult = await receiveImage({
     output: o.output,
-    endpoint: { group: o.group, port: o.port, iface: o.interface },
+    endpoint: { group: o.group, port: o.port, iface: o.interface, io: o.io },
     key,
     name: o.name,
     startTimeoutMs: o.timeout !== undefined ? o.timeout * 1000 : null,

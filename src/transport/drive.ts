@@ -1,8 +1,8 @@
-// Runs a sans-IO engine on real sockets and timers: the one event loop shared by the CLI, server and agent.
-import type dgram from 'node:dgram';
+// Runs a sans-IO engine on real sockets and timers: the one event loop shared by the CLI, server and agent,
+// whichever UDP backend the sockets use (src/transport/sockets.ts).
 import { performance } from 'node:perf_hooks';
 import type { Transmit } from '../protocol/common.js';
-import { formatAddress, parseAddress } from './udp.js';
+import type { DatagramSocket } from './sockets.js';
 
 export interface Engine {
   handleDatagram(now: number, datagram: Uint8Array, from: string): void;
@@ -13,35 +13,36 @@ export interface Engine {
 
 export const clock = (): number => performance.now();
 
-/** Sends are handed to the kernel at once; past this many queued in libuv we wait (back-pressure). */
-const MAX_SEND_QUEUE = 512;
+/** Datagrams taken from the engine in one turn before other work gets its turn. */
+const MAX_SENDS_PER_TURN = 4096;
 
 export class EngineLoop {
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
+  private awaitingWritable = false;
   private stopped = false;
-  sendErrors = 0;
-  lastSendError: string | null = null;
+  private readonly sockets: DatagramSocket[];
 
   constructor(
     private readonly engine: Engine,
-    /** Socket used for a transmit: `to` null is the group. */
-    private readonly socketFor: (to: string | null) => dgram.Socket,
-    private readonly group: { address: string; port: number },
+    /** `group` takes transmits to the group (`to` null), `unicast` the others; both may be one socket. */
+    private readonly io: { group: DatagramSocket; unicast: DatagramSocket },
     /** Called after every turn, to drain the engine's events. */
     private readonly afterTurn: () => void,
-  ) {}
-
-  /** Feeds a datagram from a socket. */
-  attach(socket: dgram.Socket): void {
-    socket.on('message', (msg, rinfo) => {
-      if (this.stopped) return;
-      this.engine.handleDatagram(clock(), msg, formatAddress(rinfo.address, rinfo.port));
-      this.schedulePump();
-    });
+  ) {
+    this.sockets = io.group === io.unicast ? [io.group] : [io.group, io.unicast];
   }
 
+  /** Feeds the sockets' datagrams to the engine and starts sending. */
   start(): void {
+    for (const socket of this.sockets) {
+      socket.listen(
+        (datagram, from) => {
+          if (!this.stopped) this.engine.handleDatagram(clock(), datagram, from);
+        },
+        () => this.schedulePump(),
+      );
+    }
     this.pump();
   }
 
@@ -65,17 +66,25 @@ export class EngineLoop {
     let now = clock();
     const deadline = this.engine.nextTimeout(now);
     if (deadline !== null && deadline <= now) this.engine.handleTimeout(now);
-    let blocked = false;
-    const group = this.socketFor(null);
-    for (let sent = 0; ; sent++) {
-      if (group.getSendQueueCount() > MAX_SEND_QUEUE || sent >= 4096) {
-        blocked = true;
-        break;
+    // What a backed-up socket kept from the last turn goes first.
+    let blocked = this.flush();
+    let yielded = false;
+    if (!blocked) {
+      for (let sent = 0; ; sent++) {
+        if (sent >= MAX_SENDS_PER_TURN) {
+          yielded = true;
+          break;
+        }
+        if ((sent & 63) === 63) now = clock();
+        const t = this.engine.poll(now);
+        if (!t) break;
+        const socket = t.to === null ? this.io.group : this.io.unicast;
+        if (!socket.send(t.parts, t.to)) {
+          blocked = socket;
+          break;
+        }
       }
-      if ((sent & 63) === 63) now = clock();
-      const t = this.engine.poll(now);
-      if (!t) break;
-      this.send(t);
+      blocked ||= this.flush();
     }
     this.afterTurn();
     if (this.stopped) return;
@@ -83,33 +92,33 @@ export class EngineLoop {
     this.timer = null;
     now = clock();
     const next = this.engine.nextTimeout(now);
-    if (blocked || (next !== null && next <= now)) {
+    if (blocked) {
+      if (!this.awaitingWritable) {
+        this.awaitingWritable = true;
+        blocked.whenWritable(() => {
+          this.awaitingWritable = false;
+          this.schedulePump();
+        });
+      }
+      if (next !== null) this.arm(next - now); // deadlines still count while the socket is backed up
+    } else if (yielded || (next !== null && next <= now)) {
       this.schedulePump();
     } else if (next !== null) {
-      // Node timers are millisecond-grained; the pacer's burst allowance covers the rounding.
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.schedulePump();
-      }, Math.max(1, Math.ceil(next - now)));
+      this.arm(next - now);
     }
   }
 
-  private send(t: Transmit): void {
-    let address = this.group.address;
-    let port = this.group.port;
-    if (t.to !== null) ({ address, port } = parseAddress(t.to));
-    const socket = this.socketFor(t.to);
-    // A completion callback costs a deferred tick per datagram; dgram reports errors only to callbacks, so
-    // unicast (control) sends always take one and group sends one in 64: a failing route shows up at once.
-    if (t.to === null && (this.groupSends++ & 63) !== 0) socket.send(t.parts as Buffer[], port, address);
-    else socket.send(t.parts as Buffer[], port, address, this.onSent);
+  /** Hands every socket's kept datagrams to the kernel; the first socket still backed up, else false. */
+  private flush(): DatagramSocket | false {
+    for (const socket of this.sockets) if (!socket.flush()) return socket;
+    return false;
   }
 
-  private groupSends = 0;
-  private readonly onSent = (err: Error | null): void => {
-    if (err) {
-      this.sendErrors++;
-      this.lastSendError = err.message;
-    }
-  };
+  private arm(delayMs: number): void {
+    // Node timers are millisecond-grained; the pacer's burst allowance covers the rounding.
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.schedulePump();
+    }, Math.max(1, Math.ceil(delayMs)));
+  }
 }

@@ -65,7 +65,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
     );
     return await new Promise<SenderSummary>((resolve, reject) => {
       let lastProgress = 0;
-      const loop = new EngineLoop(sender, () => socket, { address: opts.endpoint.group, port: opts.endpoint.port }, drain);
+      const loop = new EngineLoop(sender, { group: socket, unicast: socket }, drain);
       function drain(): void {
         let e;
         while ((e = sender.pollEvent())) {
@@ -103,7 +103,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         sender.cancel(clock());
         loop.schedulePump();
       });
-      socket.on('error', (err) => opts.onWarning?.(`socket error: ${err.message}`));
+      socket.onError((err) => opts.onWarning?.(`socket error: ${err.message}`));
       opts.onControl?.({
         dropReceiver: (nodeId, reason) => {
           const dropped = sender.dropReceiver(clock(), nodeId, reason);
@@ -111,7 +111,6 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
           return dropped;
         },
       });
-      loop.attach(socket);
       loop.start();
     });
   } finally {
@@ -207,7 +206,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
     let settled = false;
     let completeAt: number | null = null;
     let digest: string | null = null;
-    const loop = new EngineLoop(receiver, (to) => (to === null ? data : feedback), { address: opts.endpoint.group, port: opts.endpoint.port }, drain);
+    const loop = new EngineLoop(receiver, { group: data, unicast: feedback }, drain);
 
     function finish(ok: boolean, reason: ReceiveResult['reason'], message: string, confirmed = false): void {
       if (settled) return;
@@ -329,10 +328,8 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       receiver.abort(clock(), 'interrupted');
       loop.schedulePump();
     });
-    data.on('error', (err) => opts.onWarning?.(`socket error: ${err.message}`));
-    feedback.on('error', (err) => opts.onWarning?.(`socket error: ${err.message}`));
-    loop.attach(data);
-    loop.attach(feedback);
+    data.onError((err) => opts.onWarning?.(`socket error: ${err.message}`));
+    feedback.onError((err) => opts.onWarning?.(`socket error: ${err.message}`));
     loop.start();
   });
 

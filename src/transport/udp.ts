@@ -1,8 +1,10 @@
 // UDP sockets for a multicast session, IPv4 and IPv6: interface selection, TTL, loopback, socket buffers.
-import dgram from 'node:dgram';
-import { lookup as dnsLookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { batchAddon } from './native.js';
+import { type DatagramSocket, type IoBackend, IO_BACKENDS, TransportError, createDatagramSocket } from './sockets.js';
+
+export { type DatagramSocket, type IoBackend, IO_BACKENDS, TransportError, formatAddress, parseAddress } from './sockets.js';
 
 export interface Endpoint {
   group: string;
@@ -12,20 +14,33 @@ export interface Endpoint {
   ttl?: number;
   loopback?: boolean;
   bufferBytes?: number;
+  /** UDP I/O: default FLEETCAST_IO, else batch where the addon is available, else dgram (docs/io.md). */
+  io?: IoBackend;
 }
+
+let fallbackWarned = false;
 
 /**
- * fleetcast only sends to address literals: answering them at once spares dgram a DNS call and a deferred tick
- * for every datagram (a measurable share of the sender's CPU at 100k datagrams/s). Names still resolve.
+ * The I/O backend for a session and, the first time dgram stands in for an unavailable batch backend, a warning.
+ * Asking for batch where it is unavailable is an error that says what to do.
  */
-function literalLookup(address: string, family: number, callback: (err: Error | null, address: string, family: number) => void): void {
-  const literal = isIP(address);
-  if (literal !== 0) callback(null, address, literal);
-  else dnsLookup(address, family, callback as (err: NodeJS.ErrnoException | null, address: string, family: number) => void);
-}
-
-function createSocket(type: 'udp4' | 'udp6', reuseAddr = false): dgram.Socket {
-  return dgram.createSocket({ type, reuseAddr, lookup: literalLookup as unknown as dgram.SocketOptions['lookup'] });
+export function chooseIo(asked?: IoBackend): { io: IoBackend; warning: string | null } {
+  const fromEnv = process.env.FLEETCAST_IO;
+  if (!asked && fromEnv) {
+    if (!(IO_BACKENDS as readonly string[]).includes(fromEnv)) throw new TransportError(`FLEETCAST_IO must be ${IO_BACKENDS.join(' or ')}, not "${fromEnv}"`);
+    asked = fromEnv as IoBackend;
+  }
+  if (asked === 'dgram') return { io: 'dgram', warning: null };
+  const loaded = batchAddon();
+  if (!('error' in loaded)) return { io: 'batch', warning: null };
+  if (asked === 'batch') {
+    throw new TransportError(
+      `batched UDP I/O (--io batch) is not available: ${loaded.error}. It is built from source with node-gyp by \`npm ci\` or \`npm run build\` (Linux, a C compiler and Node's headers); or use --io dgram`,
+    );
+  }
+  const warning = fallbackWarned ? null : `batched UDP I/O is not available: ${loaded.error}; using Node's dgram, which costs more CPU per datagram`;
+  fallbackWarned = true;
+  return { io: 'dgram', warning };
 }
 
 export interface ResolvedInterface {
@@ -34,8 +49,6 @@ export interface ResolvedInterface {
   address: string;
   name: string | null;
 }
-
-export class TransportError extends Error {}
 
 export function familyOf(group: string): 4 | 6 {
   const family = isIP(group);
@@ -69,36 +82,9 @@ export function resolveInterface(iface: string | undefined, family: 4 | 6): Reso
   throw new TransportError(`no interface named or addressed "${iface}" (interfaces here: ${names})`);
 }
 
-export function formatAddress(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-export function parseAddress(s: string): { address: string; port: number } {
-  const m = /^\[(.*)\]:(\d+)$/.exec(s) ?? /^([^:]*):(\d+)$/.exec(s);
-  if (!m) throw new TransportError(`bad address ${s}`);
-  return { address: m[1]!, port: Number(m[2]) };
-}
-
-function bind(socket: dgram.Socket, port: number, address?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(new TransportError(`cannot bind UDP ${address ?? '*'}:${port}: ${err.message}`));
-    socket.once('error', onError);
-    socket.bind({ port, address, exclusive: false }, () => {
-      socket.off('error', onError);
-      resolve();
-    });
-  });
-}
-
 /** Applies the buffer size and returns a warning when the kernel capped it (Linux reports double). */
-function sizeBuffers(socket: dgram.Socket, bytes: number): string | null {
-  try {
-    socket.setRecvBufferSize(bytes);
-    socket.setSendBufferSize(bytes);
-  } catch {
-    /* capped below: reported next */
-  }
-  const got = Math.min(socket.getRecvBufferSize(), socket.getSendBufferSize());
+function sizeBuffers(socket: DatagramSocket, bytes: number): string | null {
+  const got = socket.setBuffers(bytes);
   if (got < bytes) {
     return `socket buffers capped at ${Math.round(got / 1024)} KiB (asked ${Math.round(bytes / 1024)} KiB); raise net.core.rmem_max and net.core.wmem_max (sysctl) to avoid drops at high rates`;
   }
@@ -106,54 +92,69 @@ function sizeBuffers(socket: dgram.Socket, bytes: number): string | null {
 }
 
 export interface SenderSockets {
-  socket: dgram.Socket;
-  groupAddress: string;
+  /** Sends to the group (send(parts, null)) and to receivers; receives their feedback on its own ephemeral port. */
+  socket: DatagramSocket;
   warnings: string[];
+}
+
+function start(ep: Endpoint): { family: 4 | 6; iface: ResolvedInterface | null; io: IoBackend; warnings: string[] } {
+  checkMulticastGroup(ep.group);
+  const family = familyOf(ep.group);
+  const iface = resolveInterface(ep.iface, family);
+  const { io, warning } = chooseIo(ep.io);
+  return { family, iface, io, warnings: warning ? [warning] : [] };
 }
 
 /** The sender's one socket: sends to the group, receives feedback on its own (ephemeral) port. */
 export async function openSenderSocket(ep: Endpoint): Promise<SenderSockets> {
-  checkMulticastGroup(ep.group);
-  const family = familyOf(ep.group);
-  const iface = resolveInterface(ep.iface, family);
-  const socket = createSocket(family === 4 ? 'udp4' : 'udp6', true);
-  await bind(socket, 0, family === 4 ? iface?.address : undefined);
-  const warnings: string[] = [];
-  const w = sizeBuffers(socket, ep.bufferBytes ?? 16 << 20);
-  if (w) warnings.push(w);
-  if (iface) socket.setMulticastInterface(iface.address);
-  socket.setMulticastTTL(ep.ttl ?? 1);
-  socket.setMulticastLoopback(ep.loopback ?? true);
-  return { socket, groupAddress: ep.group, warnings };
+  const { family, iface, io, warnings } = start(ep);
+  const socket = createDatagramSocket(io, family, { address: ep.group, port: ep.port }, true);
+  try {
+    await socket.bind(0, family === 4 ? iface?.address : undefined);
+    const w = sizeBuffers(socket, ep.bufferBytes ?? 16 << 20);
+    if (w) warnings.push(w);
+    socket.setMulticast(iface?.address, ep.ttl ?? 1, ep.loopback ?? true);
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
+  return { socket, warnings };
 }
 
 export interface ReceiverSockets {
   /** Bound to the group's port and joined to it: the session's traffic arrives here. */
-  data: dgram.Socket;
+  data: DatagramSocket;
   /** Ephemeral socket for feedback to the sender and its unicast replies (distinct per receiver process). */
-  feedback: dgram.Socket;
+  feedback: DatagramSocket;
   warnings: string[];
 }
 
 export async function openReceiverSockets(ep: Endpoint): Promise<ReceiverSockets> {
-  checkMulticastGroup(ep.group);
-  const family = familyOf(ep.group);
-  const iface = resolveInterface(ep.iface, family);
-  const type = family === 4 ? 'udp4' : 'udp6';
-  const data = createSocket(type, true);
-  // Binding to the group address keeps other groups' traffic on the same port out of this socket.
-  await bind(data, ep.port, family === 4 ? ep.group : '::');
-  const warnings: string[] = [];
-  const w = sizeBuffers(data, ep.bufferBytes ?? 32 << 20);
-  if (w) warnings.push(w);
+  const { family, iface, io, warnings } = start(ep);
+  const group = { address: ep.group, port: ep.port };
+  const data = createDatagramSocket(io, family, group, true);
   try {
-    data.addMembership(ep.group, iface?.address);
+    // Binding to the group address keeps other groups' traffic on the same port out of this socket.
+    await data.bind(ep.port, family === 4 ? ep.group : '::');
+    const w = sizeBuffers(data, ep.bufferBytes ?? 32 << 20);
+    if (w) warnings.push(w);
+    try {
+      data.addMembership(ep.group, iface?.address);
+    } catch (err) {
+      throw new TransportError(`cannot join ${ep.group}${iface ? ` on ${iface.name}` : ''}: ${(err as Error).message} (is there a multicast route? try --interface)`);
+    }
   } catch (err) {
     data.close();
-    throw new TransportError(`cannot join ${ep.group}${iface ? ` on ${iface.name}` : ''}: ${(err as Error).message} (is there a multicast route? try --interface)`);
+    throw err;
   }
-  const feedback = createSocket(type);
-  await bind(feedback, 0, family === 4 ? iface?.address : undefined);
-  if (iface) feedback.setMulticastInterface(iface.address);
+  const feedback = createDatagramSocket(io, family, group, false);
+  try {
+    await feedback.bind(0, family === 4 ? iface?.address : undefined);
+    feedback.setMulticast(iface?.address);
+  } catch (err) {
+    data.close();
+    feedback.close();
+    throw err;
+  }
   return { data, feedback, warnings };
 }
