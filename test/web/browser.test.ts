@@ -17,6 +17,19 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 /** Playwright's waits; generous because the machine is shared (a condition is awaited, never a duration). */
 const WAIT_MS = 20_000;
 
+/**
+ * Waits until an expression is true in the page. Not page.waitForFunction: when its first check fails it polls
+ * with eval inside the page, which the console's CSP (rightly) forbids; page.evaluate goes through the devtools
+ * protocol instead.
+ */
+async function waitInPage(page: Page, expression: string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await page.evaluate(expression))) {
+    if (Date.now() > deadline) throw new Error(`still false after ${WAIT_MS} ms: ${expression}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 test('web console in a browser', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does) to run the browser test` }, async (t) => {
   const { dir, server: s, atEnd } = await startWebServer(t, 'fc-web-browser-');
   const pools = privatePools();
@@ -65,7 +78,7 @@ test('web console in a browser', { skip: existsSync(CHROMIUM) ? false : `${CHROM
     await page.getByRole('navigation').getByRole('link', { name: 'Images' }).click();
     await page.getByRole('heading', { name: 'Images', level: 1 }).waitFor();
     // Focus moves to the new page's heading (keyboard and screen-reader users start there).
-    await page.waitForFunction(`document.activeElement?.tagName === 'H1' && document.activeElement.textContent === 'Images'`);
+    await waitInPage(page, `document.activeElement?.tagName === 'H1' && document.activeElement.textContent === 'Images'`);
     await page.getByRole('region', { name: 'Library' }).getByText('The library is empty').waitFor();
     // A relative path is refused by the API, next to the path field.
     const form = page.getByRole('form', { name: 'Import an image' });
