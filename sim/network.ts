@@ -516,14 +516,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
         this.driveReceiver(target);
       } else if (target === 0 || target < 0) {
         // The sender: a timer, or feedback (target -i: from receiver i).
-        if (kind === DELIVER) {
-          sender.handleDatagram(this.now, this.topPayload!, this.receivers[-target - 1]!.address);
-        } else {
-          if (this.wakeAt[0] !== this.now) continue;
-          this.wakeAt[0] = Infinity;
-          sender.handleTimeout(this.now);
-        }
-        this.driveSender();
+        if (!this.senderEvent(sender, kind, target)) continue;
       } else {
         const node = this.receiverNode(target);
         if (!node) continue;
@@ -618,14 +611,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
         this.popTop();
         this.now = this.topTime;
         const target = this.topTarget;
-        if (this.topKind === DELIVER) {
-          sender.handleDatagram(this.now, this.topPayload!, this.receivers[-target - 1]!.address);
-        } else {
-          if (this.wakeAt[0] !== this.now) continue;
-          this.wakeAt[0] = Infinity;
-          sender.handleTimeout(this.now);
-        }
-        this.driveSender();
+        if (!this.senderEvent(sender, this.topKind, target)) continue;
         if (this.now > last) last = this.now;
       }
       // 2. Each receiver's events of the window, one receiver at a time.
@@ -900,6 +886,19 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
       if (this.windowed && index > 0) return; // receivers keep their own timers in windowed mode
       this.schedule(at, WAKE, index, null);
     }
+  }
+
+  /** The sender's event at the top of the queue: feedback from receiver -target, or its timer. False: a stale timer. */
+  private senderEvent(sender: SimSenderNode, kind: number, target: number): boolean {
+    if (kind === DELIVER) {
+      sender.handleDatagram(this.now, this.topPayload!, this.receivers[-target - 1]!.address);
+    } else {
+      if (this.wakeAt[0] !== this.now) return false;
+      this.wakeAt[0] = Infinity;
+      sender.handleTimeout(this.now);
+    }
+    this.driveSender();
+    return true;
   }
 
   /** When to wake a node that asked for `next`: now at the earliest, and see SPIN_LIMIT. */

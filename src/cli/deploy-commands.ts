@@ -7,25 +7,16 @@ import { type Command, Option } from 'commander';
 import { defaultAgentConfig, loadAgentConfig, parseAssignment, parseTargetOption, checkTargetConfigs, type AgentConfig } from '../agent/index.js';
 import { AgentService, lockDataDir, lockHolder, type ServiceOutcome } from '../agent/service.js';
 import type { ApiClient } from '../client/api.js';
-import type { CollectionRecord, CollectionRule, DeploymentRecord, DeviceDeploymentSummary, TaskSequenceRecord, TaskSequenceVersion } from '../db/deployment-repositories.js';
+import type { CollectionRecord, CollectionRule, DeploymentRecord, DeviceDeploymentSummary, DeviceRecord, TaskSequenceRecord, TaskSequenceVersion } from '../db/deployment-repositories.js';
+import type { FieldProblem } from '../server/api-types.js';
 import { packageVersion } from '../version.js';
 import { AgentExit, collect, ConsoleReporter } from './agent-commands.js';
 import { AdminExit, adminAction, adminClient, adminOptions, orDash, print, table } from './server-commands.js';
 import { checked, interruptSignal } from './shared.js';
 import { formatBytes, formatRate, parseDuration, parseIntOption } from './units.js';
 
-interface DeviceView {
-  id: number;
-  name: string;
-  macAddresses: string[];
-  smbiosUuid: string | null;
-  serial: string | null;
-  agentVersion: string | null;
-  status: string;
-  online: boolean;
-  lastSeenAt: string;
-  lastAddress: string | null;
-}
+/** What the API returns for a device (routes-deploy.ts deviceView). */
+type DeviceView = DeviceRecord & { online: boolean };
 type CollectionView = CollectionRecord & { memberCount: number; evaluated?: { device: DeviceView; via: string }[] };
 type SummaryView = DeviceDeploymentSummary & { deviceName: string };
 interface StatusView {
@@ -33,10 +24,7 @@ interface StatusView {
   counts: Record<DeviceDeploymentSummary['state'], number>;
   devices: SummaryView[];
 }
-interface Issue {
-  path: string;
-  message: string;
-}
+type Issue = FieldProblem;
 
 /** Exit code of `deployment status --watch` when a device failed (README "Deployments"). */
 export const DEPLOYMENT_FAILED_EXIT = 4;
