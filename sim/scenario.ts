@@ -3,6 +3,7 @@
 import { SimNetwork, seededRandom, type LinkOptions, type LossModel, type NetworkOptions, type SimCore, type SimHost, type SimReceiverNode } from './network.js';
 import { NackNetwork, NackType } from './nack.js';
 import { PacketType } from '../src/protocol/wire.js';
+import type { FecScheme } from '../src/fec/scheme.js';
 
 export type Policy = 'fleetcast' | 'nack';
 export const POLICIES: readonly Policy[] = ['fleetcast', 'nack'];
@@ -24,6 +25,8 @@ export interface Scenario {
   blocks: number;
   /** Source packets per block (fleetcast's k; the baseline's slice). */
   k: number;
+  /** fleetcast's FEC scheme (default the engine's). */
+  fec?: FecScheme;
   /** Symbol size actually simulated (small: fast); byte figures are scaled to nominalSymbolSize. */
   simSymbolSize: number;
   nominalSymbolSize: number;
@@ -190,6 +193,7 @@ export function runScenario(s: Scenario, policy: Policy): RunHandle {
       {
         sessionId: 0x51a,
         symbolSize: s.simSymbolSize,
+        ...(s.fec !== undefined ? { fec: s.fec } : {}),
         blockSymbols: s.k,
         // 95 % of the uplink, as the benchmark and a careful administrator do: at 100 % any burst (the first
         // pass's, unpaced control packets) stays queued for the whole transfer and delays every repair behind it.

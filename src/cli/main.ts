@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { fecKernelName } from '../fec/index.js';
+import { DEFAULT_RAPTORQ_SYMBOLS, DEFAULT_REED_SOLOMON_SYMBOLS, MAX_RAPTORQ_SYMBOLS, maxBlockSymbols, parseFecScheme } from '../fec/scheme.js';
 import { sendImage, receiveImage, type ReceiveResult } from '../transport/session.js';
 import type { SenderSummary } from '../protocol/sender.js';
 import { formatBytes, formatRate, parseIntOption, parseRate, parseSeconds } from './units.js';
@@ -65,7 +66,8 @@ endpointOptions(
     .option('--auto-start', 'start at once; late receivers catch up in later passes')
     .option('--max-receivers <n>', 'refuse receivers beyond this many', checked(parseIntOption('max-receivers', 1, 1_000_000)))
     .option('--receiver-timeout <seconds>', 'drop a receiver silent this long', checked(parseSeconds('receiver-timeout')), 15)
-    .option('--block-symbols <k>', 'source symbols per FEC block (1-255)', checked(parseIntOption('block-symbols', 1, 255)), 128)
+    .addOption(new Option('--fec <scheme>', 'forward error correction: raptorq (large blocks, least repair traffic) or reed-solomon').choices(['raptorq', 'reed-solomon']).default('raptorq'))
+    .option('--block-symbols <k>', `source symbols per FEC block: 1-${MAX_RAPTORQ_SYMBOLS} with raptorq (default ${DEFAULT_RAPTORQ_SYMBOLS}, fewer with jumbo frames), 1-255 with reed-solomon (default ${DEFAULT_REED_SOLOMON_SYMBOLS})`, checked(parseIntOption('block-symbols', 1, MAX_RAPTORQ_SYMBOLS)))
     .option('--proactive-parity <fraction>', 'parity sent with every block up front, as a fraction of it', checked(parseSeconds('proactive-parity')), 0)
     .option('--mtu <bytes>', 'link MTU: sets the symbol size (9000 for jumbo frames)', checked(parseIntOption('mtu', 576, 65535)), 1500)
     .option('--ttl <hops>', 'multicast TTL', checked(parseIntOption('ttl', 0, 255)), 1),
@@ -78,7 +80,11 @@ endpointOptions(
     await fs.access(path).catch(() => {
       throw new UsageError(`cannot read ${path}: no such file (give an image file, or - for stdin)`);
     });
-    log(quiet, `sending ${path} to ${o.group}:${o.port}${o.interface ? ` on ${o.interface}` : ''}; FEC kernel ${fecKernelName()}; waiting for ${o.minReceivers} receiver(s)${key ? '; encrypted' : ''}`);
+    const fec = parseFecScheme(o.fec);
+    if (o.blockSymbols !== undefined && o.blockSymbols > maxBlockSymbols(fec)) {
+      throw new UsageError(`--block-symbols ${o.blockSymbols} is too large for ${o.fec}: at most ${maxBlockSymbols(fec)} (or use --fec raptorq)`);
+    }
+    log(quiet, `sending ${path} to ${o.group}:${o.port}${o.interface ? ` on ${o.interface}` : ''}; FEC ${o.fec}${o.blockSymbols ? ` (${o.blockSymbols} symbols per block)` : ''}, kernel ${fecKernelName()}; waiting for ${o.minReceivers} receiver(s)${key ? '; encrypted' : ''}`);
     const bar = progressBar(!quiet, 'send |{bar}| {percentage}% first pass | {receivers} receivers, {done} done | {rate}');
     let started = false;
     const summary = await sendImage({
@@ -99,6 +105,7 @@ endpointOptions(
         autoStart: Boolean(o.autoStart),
         maxReceivers: o.maxReceivers,
         receiverTimeoutMs: o.receiverTimeout * 1000,
+        fec,
         blockSymbols: o.blockSymbols,
         proactiveParity: o.proactiveParity,
       },
@@ -129,6 +136,8 @@ function report(summary: SenderSummary, json: boolean, quiet: boolean): void {
     sessionId: summary.sessionId,
     endReason: summary.endReason,
     imageBytes: summary.imageSize,
+    fec: summary.fec,
+    blockSymbols: summary.blockSymbols,
     durationMs: Math.round(summary.durationMs),
     datagramBytes: s.datagramBytes,
     wireBytes: s.wireBytes,

@@ -1,7 +1,9 @@
 // How an image is cut into blocks of source symbols. Shared by sender, receiver, server and simulator.
-import { SYMBOL_ID_COUNT } from './wire.js';
+import { FEC_SCHEME_NAMES, type FecScheme, maxBlockSymbols } from '../fec/scheme.js';
 
 export interface Geometry {
+  /** The code that protects each block. */
+  readonly fec: FecScheme;
   readonly imageSize: number;
   readonly symbolSize: number;
   /** Source symbols in a full block (k). */
@@ -10,16 +12,17 @@ export interface Geometry {
   readonly blockCount: number;
 }
 
-export function makeGeometry(imageSize: number, symbolSize: number, blockSymbols: number): Geometry {
+export function makeGeometry(fec: FecScheme, imageSize: number, symbolSize: number, blockSymbols: number): Geometry {
   if (!Number.isSafeInteger(imageSize) || imageSize < 0) throw new RangeError(`bad image size ${imageSize}`);
   if (!Number.isInteger(symbolSize) || symbolSize < 1 || symbolSize > 65535) {
     throw new RangeError(`symbol size must be 1..65535 bytes, got ${symbolSize}`);
   }
-  if (!Number.isInteger(blockSymbols) || blockSymbols < 1 || blockSymbols >= SYMBOL_ID_COUNT) {
-    throw new RangeError(`block size must be 1..${SYMBOL_ID_COUNT - 1} symbols, got ${blockSymbols}`);
+  const max = maxBlockSymbols(fec);
+  if (!Number.isInteger(blockSymbols) || blockSymbols < 1 || blockSymbols > max) {
+    throw new RangeError(`block size must be 1..${max} symbols with ${FEC_SCHEME_NAMES[fec]}, got ${blockSymbols}`);
   }
   const blockBytes = symbolSize * blockSymbols;
-  return { imageSize, symbolSize, blockSymbols, blockBytes, blockCount: Math.ceil(imageSize / blockBytes) };
+  return { fec, imageSize, symbolSize, blockSymbols, blockBytes, blockCount: Math.ceil(imageSize / blockBytes) };
 }
 
 /** Bytes of image data in block b (the last block may be short). */
@@ -30,11 +33,6 @@ export function blockLength(g: Geometry, block: number): number {
 /** Source symbols in block b (k' <= k for the last block). */
 export function sourceSymbols(g: Geometry, block: number): number {
   return Math.ceil(blockLength(g, block) / g.symbolSize);
-}
-
-/** Symbol id carried by transmission number tsn: ids are used in order, then cycled (source ids first). */
-export function symbolIdOf(tsn: number): number {
-  return tsn % SYMBOL_ID_COUNT;
 }
 
 /** Wire length of source symbol `id` of block b: full symbols, except the image's very last one. */

@@ -1,10 +1,10 @@
 // The receiver's state machine (sans-IO). It gathers symbols per block, decodes a block as soon as it holds
 // any k of them, verifies it against its digest and hands it out; it asks the sender for the number of
 // symbols it still lacks per block, after a random back-off that lets one request cover many receivers.
-import { getCodec } from '../fec/index.js';
+import { type BlockDecoder, blockDecoder, symbolIdOf } from '../fec/scheme.js';
 import { openDatagram, type PacketProtector } from './crypto.js';
 import { type Transmit, type DropCounters, equalBytes, imageDigest, newDropCounters, microsOf, sha256 } from './common.js';
-import { type Geometry, blockLength, makeGeometry, sourceSymbolLength, sourceSymbols, symbolIdOf } from './geometry.js';
+import { type Geometry, blockLength, makeGeometry, sourceSymbolLength, sourceSymbols } from './geometry.js';
 import { MinHeap } from './heap.js';
 import {
   AckKind,
@@ -17,7 +17,6 @@ import {
   PacketType,
   Phase,
   ReceiverState,
-  SYMBOL_ID_COUNT,
   WireError,
   decodeAck,
   decodeAnnounce,
@@ -71,7 +70,10 @@ export interface ReceiverStats {
   dataPackets: number;
   usefulSymbols: number;
   blocksComplete: number;
+  /** Blocks rebuilt with the help of repair symbols. */
   blocksDecoded: number;
+  /** Decoding attempts the symbols held did not suffice for (RaptorQ, rarely, at exactly k symbols). */
+  decodeFailures: number;
   /** Blocks the application already held (adoptBlocks): not received again. */
   blocksAdopted: number;
   hashMismatches: number;
@@ -89,9 +91,7 @@ const MAX_MISMATCHES_PER_BLOCK = 3;
 const CONFIRM_TRIES = 12;
 
 interface PartialBlock {
-  ids: number[];
-  symbols: Uint8Array[];
-  have: Uint8Array;
+  decoder: BlockDecoder;
   seen: number;
   lastReceived: number;
   /** Highest planned end (in transmission numbers) the sender has announced for this block. */
@@ -164,6 +164,7 @@ export class Receiver {
       usefulSymbols: 0,
       blocksComplete: 0,
       blocksDecoded: 0,
+      decodeFailures: 0,
       blocksAdopted: 0,
       hashMismatches: 0,
       nackPackets: 0,
@@ -214,6 +215,7 @@ export class Receiver {
     for (const b of blocks) {
       if (!Number.isInteger(b) || b < 0 || b >= g.blockCount) throw new RangeError(`no block ${b} in this image`);
       if (this.blockState[b] === COMPLETE) continue;
+      this.partial.get(b)?.decoder.dispose();
       this.partial.delete(b);
       this.decodedAwaitingHash.delete(b);
       this.blockState[b] = COMPLETE;
@@ -360,7 +362,7 @@ export class Receiver {
         this.fail('too-large', `the session's image (${a.imageSize} bytes) is larger than the target (${this.opts.maxImageSize} bytes)`);
         return;
       }
-      const g = makeGeometry(a.imageSize, a.symbolSize, a.blockSymbols);
+      const g = makeGeometry(a.fec, a.imageSize, a.symbolSize, a.blockSymbols);
       if (this.opts.blockHashes && this.opts.blockHashes.length !== g.blockCount * HASH_BYTES) {
         throw new RangeError(`blockHashes must hold ${g.blockCount} digests`);
       }
@@ -444,6 +446,7 @@ export class Receiver {
   private fail(reason: FailureReason, message: string): void {
     if (this.isDone) return;
     this.stage = 'failed';
+    for (const p of this.partial.values()) p.decoder.dispose();
     this.partial.clear();
     this.events.push({ type: 'failed', reason, message });
   }
@@ -496,7 +499,7 @@ export class Receiver {
     if (d.block >= g.blockCount) throw new WireError(`data for block ${d.block} of ${g.blockCount}`);
     const b = d.block;
     const k = sourceSymbols(g, b);
-    const id = symbolIdOf(d.tsn);
+    const id = symbolIdOf(g.fec, d.tsn);
     // A first-pass source symbol of block b means every earlier block had its first pass.
     if (d.tsn < k) this.makeEligible(now, b);
     if (this.blockState[b] !== EMPTY) {
@@ -507,22 +510,25 @@ export class Receiver {
     if (d.payload.length !== expectedLength) throw new WireError(`symbol ${id} of block ${b} has ${d.payload.length} bytes, expected ${expectedLength}`);
     let p = this.partial.get(b);
     if (!p) {
-      p = { ids: [], symbols: [], have: new Uint8Array(SYMBOL_ID_COUNT), seen: 0, lastReceived: now, plannedEnd: 0, trustedPlan: 0 };
+      p = { decoder: blockDecoder(g.fec, k, g.symbolSize), seen: 0, lastReceived: now, plannedEnd: 0, trustedPlan: 0 };
       this.partial.set(b, p);
     }
     p.lastReceived = now;
     if (d.tsn + 1 > p.seen) p.seen = d.tsn + 1;
     if (d.plannedEnd > p.plannedEnd) p.plannedEnd = d.plannedEnd;
-    if (p.have[id]) {
+    // The code works on whole symbols: the image's short last symbol is zero-padded (one copy per image).
+    let symbol = d.payload;
+    if (symbol.length < g.symbolSize) {
+      symbol = new Uint8Array(g.symbolSize);
+      symbol.set(d.payload);
+    }
+    if (!p.decoder.add(id, symbol)) {
       this.stats.drops.duplicate++;
       return;
     }
-    p.have[id] = 1;
-    p.ids.push(id);
-    p.symbols.push(d.payload);
     this.stats.usefulSymbols++;
-    if (p.ids.length >= k) this.decodeBlock(now, b, p, k);
-    else if (d.tsn >= k && d.tsn + 1 >= d.plannedEnd) this.burstEnded(now, b);
+    if (p.decoder.missing === 0 && this.decodeBlock(now, b, p)) return;
+    if (d.tsn >= k && d.tsn + 1 >= d.plannedEnd) this.burstEnded(now, b);
   }
 
   /**
@@ -538,26 +544,16 @@ export class Receiver {
     }
   }
 
-  private decodeBlock(now: number, b: number, p: PartialBlock, k: number): void {
+  /** Rebuilds a block that holds enough symbols; false if they did not suffice (a rare RaptorQ case: ask for one more). */
+  private decodeBlock(now: number, b: number, p: PartialBlock): boolean {
     const g = this.geometry!;
-    this.partial.delete(b);
-    const L = g.symbolSize;
-    let data: Uint8Array;
-    let sourceCount = 0;
-    for (const id of p.ids) if (id < k) sourceCount++;
-    if (sourceCount === k) {
-      data = new Uint8Array(k * L);
-      for (let i = 0; i < p.ids.length; i++) if (p.ids[i]! < k) data.set(p.symbols[i]!, p.ids[i]! * L);
-    } else {
-      const symbols = p.symbols.map((s) => {
-        if (s.length === L) return s;
-        const padded = new Uint8Array(L);
-        padded.set(s);
-        return padded;
-      });
-      data = getCodec(k, L).decode(p.ids, symbols);
-      this.stats.blocksDecoded++;
+    const data = p.decoder.decode();
+    if (!data) {
+      this.stats.decodeFailures++;
+      return false;
     }
+    this.partial.delete(b);
+    if (p.decoder.repaired) this.stats.blocksDecoded++;
     const block = data.subarray(0, blockLength(g, b));
     if (this.hashKnown[b]) this.verifyBlock(now, b, block);
     else {
@@ -565,6 +561,7 @@ export class Receiver {
       this.decodedAwaitingHash.set(b, block);
       this.scheduleNack(now, b, 0);
     }
+    return true;
   }
 
   private verifyBlock(now: number, b: number, block: Uint8Array): void {
@@ -684,8 +681,7 @@ export class Receiver {
         this.scheduleNack(now, b, p.lastReceived + quiet - now);
         continue;
       }
-      const k = sourceSymbols(g, b);
-      const need = this.blockState[b] === AWAITING_HASH ? 0 : k - (p ? p.ids.length : 0);
+      const need = this.blockState[b] === AWAITING_HASH ? 0 : p ? p.decoder.missing : sourceSymbols(g, b);
       if (p && need > 0 && p.plannedEnd > p.trustedPlan && this.coveredByPlan(p, need)) {
         // The sender already plans enough symbols (another receiver asked): wait for them once, then ask if short.
         p.trustedPlan = p.plannedEnd;

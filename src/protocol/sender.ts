@@ -1,8 +1,8 @@
 // The sender's state machine (sans-IO): fed datagrams, block data and the time; yields datagrams, timer
 // deadlines and events. See docs/protocol.md for the rules implemented here.
-import { getCodec } from '../fec/index.js';
+import { type BlockEncoder, DEFAULT_FEC_SCHEME, FEC_SCHEME_NAMES, type FecScheme, blockEncoder, defaultBlockSymbols, symbolIdOf } from '../fec/scheme.js';
 import { openDatagram, type PacketProtector } from './crypto.js';
-import { type Geometry, blockLength, makeGeometry, sourceSymbols, symbolIdOf } from './geometry.js';
+import { type Geometry, blockLength, makeGeometry, sourceSymbols } from './geometry.js';
 import { Pacer, RateController, UNLIMITED_BPS } from './rate.js';
 import {
   AckKind,
@@ -34,8 +34,10 @@ export interface SenderOptions {
   sessionId: number;
   imageSize: number;
   symbolSize: number;
-  /** Source symbols per block (k), 1..255. */
-  blockSymbols: number;
+  /** The code protecting each block (default RaptorQ). */
+  fec?: FecScheme;
+  /** Source symbols per block (k): 1..255 with Reed-Solomon (default 128), 1..8192 with RaptorQ (default 4096, see defaultBlockSymbols). */
+  blockSymbols?: number;
   /** Ceiling on the frame rate in bits/s (default: unlimited). */
   maxRateBps?: number;
   /** Floor for the adaptive rate (default 1 Mbit/s). */
@@ -60,8 +62,8 @@ export interface SenderOptions {
   /** Per-block SHA-256 digests if known in advance (blockCount * 32 bytes). */
   blockHashes?: Uint8Array;
   protector?: PacketProtector;
-  /** Blocks of image data kept in memory for repairs (default 64). */
-  cacheBlocks?: number;
+  /** Image data kept in memory for repairs, in bytes (default 64 MiB, at least 4 blocks). */
+  cacheBytes?: number;
   /** Blocks requested ahead of the first pass (default 8). */
   readAhead?: number;
   /** End the session when no receiver has been heard from for this long while transferring (default none). */
@@ -118,6 +120,9 @@ export interface SenderStats {
 export interface SenderSummary {
   sessionId: number;
   imageSize: number;
+  /** FEC scheme name (docs/fec.md) and source symbols per block. */
+  fec: string;
+  blockSymbols: number;
   blockCount: number;
   endReason: keyof typeof EndReason;
   durationMs: number;
@@ -143,8 +148,14 @@ const SLOW_STRIKES = 2;
 
 export class Sender {
   readonly geometry: Geometry;
-  private readonly opts: Required<Omit<SenderOptions, 'blockHashes' | 'protector' | 'maxWaitMs' | 'idleTimeoutMs' | 'maxReceivers' | 'minReceiverRateBps'>> &
-    Pick<SenderOptions, 'protector'> & { maxWaitMs: number | null; idleTimeoutMs: number | null; maxReceivers: number; minReceiverRateBps: number | null };
+  private readonly opts: Required<Omit<SenderOptions, 'blockHashes' | 'protector' | 'maxWaitMs' | 'idleTimeoutMs' | 'maxReceivers' | 'minReceiverRateBps' | 'cacheBytes'>> &
+    Pick<SenderOptions, 'protector'> & {
+      maxWaitMs: number | null;
+      idleTimeoutMs: number | null;
+      maxReceivers: number;
+      minReceiverRateBps: number | null;
+      cacheBlocks: number;
+    };
   private phase: Phase = Phase.Waiting;
   private readonly createdAt: number;
   private firstJoinAt: number | null = null;
@@ -170,6 +181,9 @@ export class Sender {
 
   private readonly cache = new Map<number, Uint8Array>();
   private readonly requested = new Set<number>();
+  /** Encoders of recently repaired blocks (a RaptorQ encoder is costly to set up: keep it for the next round). */
+  private readonly encoders = new Map<number, BlockEncoder>();
+  private readonly maxEncoders: number;
   private readonly parity = new Map<number, Map<number, Uint8Array>>();
 
   private sourceNext = 0; // next block of the first pass
@@ -209,13 +223,16 @@ export class Sender {
   private readonly rateWindows = new Map<number, { start: number; packets: number; sentBytes: number; strikes: number }>();
 
   constructor(options: SenderOptions, now: number) {
-    this.geometry = makeGeometry(options.imageSize, options.symbolSize, options.blockSymbols);
+    const fec = options.fec ?? DEFAULT_FEC_SCHEME;
+    this.geometry = makeGeometry(fec, options.imageSize, options.symbolSize, options.blockSymbols ?? defaultBlockSymbols(fec, options.symbolSize));
+    const blockBytes = this.geometry.blockBytes;
     const maxRate = options.maxRateBps ?? UNLIMITED_BPS;
     this.opts = {
       sessionId: options.sessionId >>> 0,
       imageSize: options.imageSize,
       symbolSize: options.symbolSize,
-      blockSymbols: options.blockSymbols,
+      fec,
+      blockSymbols: this.geometry.blockSymbols,
       maxRateBps: maxRate,
       minRateBps: Math.min(Math.max(options.minRateBps ?? 1e6, options.minReceiverRateBps ?? 0), maxRate),
       adaptiveRate: options.adaptiveRate ?? true,
@@ -227,12 +244,14 @@ export class Sender {
       receiverTimeoutMs: options.receiverTimeoutMs ?? 15_000,
       maxReceivers: options.maxReceivers ?? Number.MAX_SAFE_INTEGER,
       proactiveParity: Math.max(0, options.proactiveParity ?? 0),
-      cacheBlocks: Math.max(4, options.cacheBlocks ?? 64),
+      cacheBlocks: Math.max(4, Math.floor((options.cacheBytes ?? 64 * 2 ** 20) / blockBytes)),
       readAhead: Math.max(1, options.readAhead ?? 8),
       idleTimeoutMs: options.idleTimeoutMs ?? null,
       minReceiverRateBps: options.minReceiverRateBps ?? null,
       protector: options.protector,
     };
+    // Encoders hold about a block each (RaptorQ's intermediate symbols): a quarter of the cache's budget.
+    this.maxEncoders = Math.max(2, Math.floor(this.opts.cacheBlocks / 4));
     const n = this.geometry.blockCount;
     this.sentEnd = new Uint16Array(n);
     this.plannedEnd = new Uint16Array(n);
@@ -325,6 +344,7 @@ export class Sender {
       const oldest = this.cache.keys().next().value as number;
       this.cache.delete(oldest);
       this.parity.delete(oldest);
+      this.dropEncoder(oldest);
     }
   }
 
@@ -705,6 +725,7 @@ export class Sender {
     this.nextEndAt = now + Math.max(20, 2 * this.grttMs);
     if (this.endsSent >= END_REPEATS) {
       this.finished = true;
+      for (const b of [...this.encoders.keys()]) this.dropEncoder(b);
       this.events.push({ type: 'finished', summary: this.summary(now) });
     }
   }
@@ -714,6 +735,8 @@ export class Sender {
     return {
       sessionId: this.opts.sessionId,
       imageSize: this.geometry.imageSize,
+      fec: FEC_SCHEME_NAMES[this.geometry.fec],
+      blockSymbols: this.geometry.blockSymbols,
       blockCount: this.geometry.blockCount,
       endReason: EndReason[this.endReason] as keyof typeof EndReason,
       durationMs: (this.endedAt ?? now) - start,
@@ -746,6 +769,7 @@ export class Sender {
     const announce = encodeAnnounce(this.opts.sessionId, {
       phase: this.phase,
       flags,
+      fec: g.fec,
       symbolSize: g.symbolSize,
       blockSymbols: g.blockSymbols,
       imageSize: g.imageSize,
@@ -933,7 +957,7 @@ export class Sender {
   private buildData(now: number, b: number): Transmit {
     const g = this.geometry;
     const tsn = this.sentEnd[b]!;
-    const id = symbolIdOf(tsn);
+    const id = symbolIdOf(g.fec, tsn);
     const k = sourceSymbols(g, b);
     const data = this.cache.get(b)!;
     let payload: Uint8Array;
@@ -965,17 +989,39 @@ export class Sender {
       symbols!.delete(id);
       return cached;
     }
+    const g = this.geometry;
     const ids: number[] = [];
+    const seen = new Set<number>();
     for (let t = tsn; t < this.plannedEnd[b]! && ids.length < 256; t++) {
-      const sid = symbolIdOf(t);
-      if (sid >= k && !ids.includes(sid)) ids.push(sid);
+      const sid = symbolIdOf(g.fec, t);
+      if (sid >= k && !seen.has(sid)) {
+        seen.add(sid);
+        ids.push(sid);
+      }
     }
-    const out = getCodec(k, this.geometry.symbolSize).encode(data, ids);
+    const out = this.encoderFor(b, k, data).repair(ids);
     if (!symbols) {
       symbols = new Map();
       this.parity.set(b, symbols);
     }
     for (let i = 1; i < ids.length; i++) symbols.set(ids[i]!, out[i]!);
     return out[0]!;
+  }
+
+  private encoderFor(b: number, k: number, data: Uint8Array): BlockEncoder {
+    let encoder = this.encoders.get(b);
+    if (encoder) {
+      this.encoders.delete(b); // most recently used last
+    } else {
+      encoder = blockEncoder(this.geometry.fec, data, k, this.geometry.symbolSize);
+      while (this.encoders.size >= this.maxEncoders) this.dropEncoder(this.encoders.keys().next().value as number);
+    }
+    this.encoders.set(b, encoder);
+    return encoder;
+  }
+
+  private dropEncoder(b: number): void {
+    this.encoders.get(b)?.dispose();
+    this.encoders.delete(b);
   }
 }

@@ -1,8 +1,11 @@
-// Wire format of fleetcast protocol version 1. docs/protocol.md is the specification; keep both in step.
+// Wire format of fleetcast protocol version 2. docs/protocol.md is the specification; keep both in step.
 // Every datagram starts with the same 8-byte header; all integers are big-endian.
 
+import { type FecScheme, isFecScheme, maxBlockSymbols } from '../fec/scheme.js';
+
 export const MAGIC = 0x4643; // "FC"
-export const VERSION = 1;
+/** 2: ANNOUNCE names the FEC scheme (byte 14); with RaptorQ a block's transmission number is its symbol id. */
+export const VERSION = 2;
 export const HEADER_BYTES = 8;
 /** Type byte flag: the body is sealed with AES-256-GCM (nonce and tag around the ciphertext). */
 export const ENCRYPTED_FLAG = 0x80;
@@ -21,8 +24,6 @@ export enum PacketType {
 export const DATA_HEADER_BYTES = HEADER_BYTES + 12;
 export const HASH_BYTES = 32;
 export const NACK_ENTRY_BYTES = 12;
-/** Symbol ids run 0..255 (GF(2^8) Cauchy code); transmission numbers map onto them modulo 256. */
-export const SYMBOL_ID_COUNT = 256;
 export const MAX_NAME_BYTES = 64;
 
 export class WireError extends Error {}
@@ -47,6 +48,7 @@ export const AnnounceFlag = {
 export interface Announce {
   phase: Phase;
   flags: number;
+  fec: FecScheme;
   symbolSize: number;
   blockSymbols: number;
   imageSize: number;
@@ -200,7 +202,8 @@ export function encodeAnnounce(sessionId: number, a: Announce): Buffer {
   buf.writeUInt8((a.flags & ~AnnounceFlag.digestKnown) | (withDigest ? AnnounceFlag.digestKnown : 0), 9);
   buf.writeUInt16BE(a.symbolSize, 10);
   buf.writeUInt16BE(a.blockSymbols, 12);
-  buf.writeUInt16BE(0, 14);
+  buf.writeUInt8(a.fec, 14);
+  buf.writeUInt8(0, 15);
   buf.writeBigUInt64BE(BigInt(a.imageSize), 16);
   buf.writeUInt32BE(a.sourceFrontier >>> 0, 24);
   buf.writeUInt32BE(a.receivers >>> 0, 28);
@@ -219,8 +222,10 @@ export function decodeAnnounce(body: Buffer): Announce {
   const flags = body.readUInt8(9);
   const symbolSize = body.readUInt16BE(10);
   const blockSymbols = body.readUInt16BE(12);
+  const fec = body.readUInt8(14);
   if (symbolSize === 0) throw new WireError('symbol size 0');
-  if (blockSymbols === 0 || blockSymbols >= SYMBOL_ID_COUNT) throw new WireError(`bad block size ${blockSymbols}`);
+  if (!isFecScheme(fec)) throw new WireError(`unknown FEC scheme ${fec}`);
+  if (blockSymbols === 0 || blockSymbols > maxBlockSymbols(fec)) throw new WireError(`bad block size ${blockSymbols} for FEC scheme ${fec}`);
   const imageSize = body.readBigUInt64BE(16);
   if (imageSize > BigInt(Number.MAX_SAFE_INTEGER)) throw new WireError('image size too large');
   let digest: Uint8Array | null = null;
@@ -231,6 +236,7 @@ export function decodeAnnounce(body: Buffer): Announce {
   return {
     phase,
     flags,
+    fec,
     symbolSize,
     blockSymbols,
     imageSize: Number(imageSize),

@@ -192,7 +192,7 @@ export const locationRequestSchema = obj(
   ['client', 'image'],
 );
 
-const geometrySchema = obj({ mtu: int, symbolSize: int, blockSymbols: int, blockBytes: int });
+const geometrySchema = obj({ mtu: int, fec: { type: 'string', enum: ['raptorq', 'reed-solomon'], description: 'FEC scheme (docs/fec.md)' }, symbolSize: int, blockSymbols: int, blockBytes: int });
 
 export const locationSchema = {
   oneOf: [

@@ -8,6 +8,7 @@ import type { ReceiverRecord, SenderStats, SenderSummary } from '../protocol/sen
 import { clock } from '../transport/drive.js';
 import { sendImage, symbolSizeFor, type SendControl } from '../transport/session.js';
 import { DropReason } from '../protocol/wire.js';
+import { DEFAULT_FEC_SCHEME, FEC_SCHEME_NAMES, defaultBlockSymbols, parseFecScheme } from '../fec/scheme.js';
 import { familyOf } from '../transport/udp.js';
 import type { ClientOutcome, ClientRecord, ImageRecord, Repositories, SessionRecord, SessionState } from '../db/repositories.js';
 import { allocateGroupPort } from './address-pool.js';
@@ -32,6 +33,8 @@ export interface ClientIdentity {
 
 export interface SessionGeometry {
   mtu: number;
+  /** The FEC scheme's name (docs/fec.md): raptorq or reed-solomon. */
+  fec: string;
   symbolSize: number;
   blockSymbols: number;
   blockBytes: number;
@@ -72,7 +75,6 @@ export interface ClientReport {
 type Tier = 'normal' | 'slow';
 
 /** Source symbols per FEC block for server sessions (the engine's default). */
-export const BLOCK_SYMBOLS = 128;
 /** After a session starts its sender, admitted clients get this long (from the first JOIN) to join too. */
 const JOIN_GRACE_MS = 5000;
 /** A started session that no admitted client joined within this long is ended. */
@@ -85,7 +87,8 @@ const SESSION_IDLE_MS = 60_000;
 
 export function sessionGeometry(mtu: number, family: 4 | 6, encrypted: boolean): SessionGeometry {
   const symbolSize = symbolSizeFor(mtu, family, encrypted);
-  return { mtu, symbolSize, blockSymbols: BLOCK_SYMBOLS, blockBytes: symbolSize * BLOCK_SYMBOLS };
+  const blockSymbols = defaultBlockSymbols(DEFAULT_FEC_SCHEME, symbolSize);
+  return { mtu, fec: FEC_SCHEME_NAMES[DEFAULT_FEC_SCHEME], symbolSize, blockSymbols, blockBytes: symbolSize * blockSymbols };
 }
 
 interface LiveClient {
@@ -362,6 +365,7 @@ export class SessionManager {
       signal: session.controller.signal,
       sender: {
         sessionId: session.engineSessionId,
+        fec: parseFecScheme(session.geometry.fec),
         blockSymbols: session.geometry.blockSymbols,
         blockHashes: session.blockHashes,
         maxRateBps: session.rateBps ?? undefined,

@@ -56,7 +56,6 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         sessionId: opts.sender?.sessionId ?? randomInt(1, 0xffffffff),
         imageSize: size,
         symbolSize: symbolSizeFor(opts.mtu ?? 1500, family, Boolean(opts.key)),
-        blockSymbols: 128,
         frameOverhead: frameOverheadFor(family),
         ...opts.sender,
         protector: opts.key ? new PacketProtector(opts.key) : undefined,

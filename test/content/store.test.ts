@@ -6,6 +6,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { ContentError, ContentStore } from '../../src/content/index.js';
+import { FecScheme } from '../../src/fec/scheme.js';
 import { makeGeometry } from '../../src/protocol/geometry.js';
 import { Sender } from '../../src/protocol/sender.js';
 import { filesOf, imageBytes, tempDir } from './helpers.js';
@@ -49,7 +50,7 @@ test('blockHashes equal a direct computation (short last block included), are ca
   const store = new ContentStore(join(dir, 'lib'));
   const { digest, path } = await store.import(join(dir, 'disk.img'));
 
-  const geometry = makeGeometry(bytes.length, 1400, 128); // 179,200-byte blocks, last one short
+  const geometry = makeGeometry(FecScheme.ReedSolomon, bytes.length, 1400, 128); // 179,200-byte blocks, last one short
   for (const blockBytes of [geometry.blockBytes, 4096, 1 << 20, 2_000_000]) {
     const hashes = await store.blockHashes(digest, blockBytes);
     assert.ok(Buffer.from(hashes).equals(directBlockHashes(bytes, blockBytes)), `blockBytes ${blockBytes}`);
@@ -57,7 +58,7 @@ test('blockHashes equal a direct computation (short last block included), are ca
   }
   const forSender = await store.blockHashes(digest, geometry.blockBytes);
   assert.equal(forSender.length, geometry.blockCount * 32);
-  assert.doesNotThrow(() => new Sender({ sessionId: 1, imageSize: bytes.length, symbolSize: 1400, blockSymbols: 128, blockHashes: forSender }, 0));
+  assert.doesNotThrow(() => new Sender({ sessionId: 1, imageSize: bytes.length, symbolSize: 1400, fec: FecScheme.ReedSolomon, blockSymbols: 128, blockHashes: forSender }, 0));
 
   // A second call reads the cache instead of the object: a planted cache is what comes back.
   const cache = `${path}.blockhashes.4096`;

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as w from '../../src/protocol/wire.js';
+import { FecScheme, MAX_RAPTORQ_SYMBOLS } from '../../src/fec/scheme.js';
 import { PacketProtector } from '../../src/protocol/crypto.js';
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
@@ -14,6 +15,7 @@ test('announce round trip', () => {
     fc.property(u32, fc.record({
       phase: fc.constantFrom(w.Phase.Waiting, w.Phase.Transferring, w.Phase.Ending),
       flags: fc.constantFrom(0, 2),
+      fec: fc.constantFrom(FecScheme.ReedSolomon, FecScheme.RaptorQ),
       symbolSize: fc.integer({ min: 1, max: 0xffff }),
       blockSymbols: fc.integer({ min: 1, max: 255 }),
       imageSize: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
@@ -27,6 +29,21 @@ test('announce round trip', () => {
       assert.deepEqual({ ...back, digest: back.digest && Array.from(back.digest) }, { ...a, flags: a.flags | (a.digest ? 1 : 0), digest: a.digest && Array.from(a.digest) });
     }),
   );
+});
+
+test('announce: the FEC scheme bounds the block size; unknown schemes are malformed', () => {
+  const base = {
+    phase: w.Phase.Transferring, flags: 0, symbolSize: 1452, imageSize: 1 << 30, sourceFrontier: 0, receivers: 3,
+    grttMicros: 1000, timestamp: 0, statusIntervalMs: 250, rateKbps: 0, digest: null,
+  };
+  const rq = w.decodeAnnounce(w.encodeAnnounce(1, { ...base, fec: FecScheme.RaptorQ, blockSymbols: MAX_RAPTORQ_SYMBOLS }));
+  assert.equal(rq.fec, FecScheme.RaptorQ);
+  assert.equal(rq.blockSymbols, MAX_RAPTORQ_SYMBOLS);
+  assert.throws(() => w.decodeAnnounce(w.encodeAnnounce(1, { ...base, fec: FecScheme.RaptorQ, blockSymbols: MAX_RAPTORQ_SYMBOLS + 1 })), w.WireError);
+  assert.throws(() => w.decodeAnnounce(w.encodeAnnounce(1, { ...base, fec: FecScheme.ReedSolomon, blockSymbols: 256 })), /bad block size 256/);
+  const unknown = w.encodeAnnounce(1, { ...base, fec: FecScheme.ReedSolomon, blockSymbols: 128 });
+  unknown.writeUInt8(7, 14);
+  assert.throws(() => w.decodeAnnounce(unknown), /unknown FEC scheme 7/);
 });
 
 test('data, hashes, join, status, nack, ack, end round trips', () => {

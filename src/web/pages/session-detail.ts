@@ -29,6 +29,7 @@ const PARAMS: Record<string, [label: string, format?: (v: unknown) => string]> =
   interface: ['Interface'],
   ttl: ['Multicast TTL'],
   mtu: ['MTU (bytes)'],
+  fec: ['FEC scheme'],
   symbolSize: ['Symbol size (bytes)'],
   blockSymbols: ['Symbols per FEC block'],
   blockBytes: ['FEC block (bytes)', (v) => count(Number(v))],
