@@ -16,13 +16,15 @@ import { createImage } from './image.js';
 import { describeMachine } from './machine.js';
 import { markdown, writeReports, type BenchResults, type ToolInfo } from './report.js';
 import { allScenarios, filterScenarios, quickScenarios } from './scenarios.js';
-import { fleetcast, fleetcastDgram } from './tools/fleetcast.js';
+import { fleetcast, fleetcastDgram, fleetcastRaptorQ } from './tools/fleetcast.js';
 import { http } from './tools/http.js';
 import type { Tool } from './tools/types.js';
 import { udpcast } from './tools/udpcast.js';
 import { uftp } from './tools/uftp.js';
 
-const TOOLS: Tool[] = [udpcast, uftp, http, fleetcast, fleetcastDgram];
+const TOOLS: Tool[] = [udpcast, uftp, http, fleetcast, fleetcastDgram, fleetcastRaptorQ];
+/** Variants of fleetcast for side-by-side comparisons, run only when named. */
+const VARIANTS: Tool[] = [fleetcastDgram, fleetcastRaptorQ];
 
 interface Flags {
   quick?: boolean;
@@ -50,7 +52,7 @@ const program = new Command()
   .description('run the same multicast-delivery scenarios on the test LAN for several tools (needs root)')
   .option('--quick', 'small subset (3 receivers, 0 and 1 % loss, 500mbit, 64 MiB unless --size)')
   .addOption(new Option('--size <MiB>', 'image size in MiB (default 200, quick 64)').argParser(positive))
-  .option('--tools <list>', `comma-separated tools (${TOOLS.map((t) => t.name).join(',')}; default all but fleetcast-dgram)`, TOOLS.filter((t) => t !== fleetcastDgram).map((t) => t.name).join(','))
+  .option('--tools <list>', `comma-separated tools (${TOOLS.map((t) => t.name).join(',')}; default all but the variants ${VARIANTS.map((t) => t.name).join(', ')})`, TOOLS.filter((t) => !VARIANTS.includes(t)).map((t) => t.name).join(','))
   .option('--scenarios <filter>', 'comma-separated name filters: substrings, /regex/, !exclude (see --list)')
   .option('--out <dir>', 'output directory', 'bench/results')
   .addOption(new Option('--timeout <seconds>', 'time limit per run (default max(60, 20 + 0.5 s per MiB))').argParser(positive))

@@ -2,8 +2,9 @@
 //   send FILE --group G --port P --interface IF --min-receivers N --max-wait S [--rate R] --json
 //   receive -o FILE --group G --port P --interface IF --json
 // Exit code 0 = verified image. When the CLI is missing or does not start, the tool is "not available".
-// Two entries: `fleetcast` on its default UDP backend (batch where the addon is built) and `fleetcast-dgram`
-// (--io dgram), to compare the backends side by side (docs/io.md).
+// Three entries: `fleetcast` on its defaults (batch UDP I/O where the addon is built, Reed-Solomon),
+// `fleetcast-dgram` (--io dgram) to compare the backends side by side (docs/io.md), and `fleetcast-rq`
+// (--fec raptorq) to compare the FEC schemes (docs/fec.md).
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -42,10 +43,10 @@ function jsonSummary(stdout: string): string | null {
   return null;
 }
 
-function fleetcastTool(name: string, io: 'batch' | 'dgram'): Tool {
+function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: 'raptorq' | 'reed-solomon' = 'reed-solomon'): Tool {
   return {
     name,
-    description: `fleetcast (this project), node CLI, --io ${io}`,
+    description: `fleetcast (this project), node CLI, --io ${io} --fec ${fec}`,
     async check() {
       if (!existsSync(FLEETCAST_CLI)) return `CLI not built (${FLEETCAST_CLI} missing)`;
       if (io === 'batch') {
@@ -74,7 +75,7 @@ function fleetcastTool(name: string, io: 'batch' | 'dgram'): Tool {
       await pause(500, ctx.signal); // node start-up
       const senderArgv = [
         process.execPath, FLEETCAST_CLI, 'send', ctx.image.path, ...net,
-        '--min-receivers', String(lan.receivers.length), '--max-wait', '15',
+        '--min-receivers', String(lan.receivers.length), '--max-wait', '15', '--fec', fec,
         ...(ctx.rateBits ? ['--rate', rateFlag(ctx.rateBits)] : []),
         '--json',
       ];
@@ -102,3 +103,4 @@ function fleetcastTool(name: string, io: 'batch' | 'dgram'): Tool {
 
 export const fleetcast = fleetcastTool('fleetcast', 'batch');
 export const fleetcastDgram = fleetcastTool('fleetcast-dgram', 'dgram');
+export const fleetcastRaptorQ = fleetcastTool('fleetcast-rq', 'batch', 'raptorq');

@@ -66,7 +66,7 @@ endpointOptions(
     .option('--auto-start', 'start at once; late receivers catch up in later passes')
     .option('--max-receivers <n>', 'refuse receivers beyond this many', checked(parseIntOption('max-receivers', 1, 1_000_000)))
     .option('--receiver-timeout <seconds>', 'drop a receiver silent this long', checked(parseSeconds('receiver-timeout')), 15)
-    .addOption(new Option('--fec <scheme>', 'forward error correction: raptorq (large blocks, least repair traffic) or reed-solomon').choices(['raptorq', 'reed-solomon']).default('raptorq'))
+    .addOption(new Option('--fec <scheme>', 'forward error correction: reed-solomon (light on receivers\' CPU) or raptorq (large blocks: least repair traffic under loss, more CPU)').choices(['reed-solomon', 'raptorq']).default('reed-solomon'))
     .option('--block-symbols <k>', `source symbols per FEC block: 1-${MAX_RAPTORQ_SYMBOLS} with raptorq (default ${DEFAULT_RAPTORQ_SYMBOLS}, fewer with jumbo frames), 1-255 with reed-solomon (default ${DEFAULT_REED_SOLOMON_SYMBOLS})`, checked(parseIntOption('block-symbols', 1, MAX_RAPTORQ_SYMBOLS)))
     .option('--proactive-parity <fraction>', 'parity sent with every block up front, as a fraction of it', checked(parseSeconds('proactive-parity')), 0)
     .option('--mtu <bytes>', 'link MTU: sets the symbol size (9000 for jumbo frames)', checked(parseIntOption('mtu', 576, 65535)), 1500)

@@ -34,7 +34,7 @@ export interface SenderOptions {
   sessionId: number;
   imageSize: number;
   symbolSize: number;
-  /** The code protecting each block (default RaptorQ). */
+  /** The code protecting each block (default Reed-Solomon, see DEFAULT_FEC_SCHEME). */
   fec?: FecScheme;
   /** Source symbols per block (k): 1..255 with Reed-Solomon (default 128), 1..8192 with RaptorQ (default 4096, see defaultBlockSymbols). */
   blockSymbols?: number;
@@ -250,8 +250,9 @@ export class Sender {
       minReceiverRateBps: options.minReceiverRateBps ?? null,
       protector: options.protector,
     };
-    // Encoders hold about a block each (RaptorQ's intermediate symbols): a quarter of the cache's budget.
-    this.maxEncoders = Math.max(2, Math.floor(this.opts.cacheBlocks / 4));
+    // A RaptorQ encoder holds about a block (its intermediate symbols) and costs a full solve to set up: keep
+    // one for every other cached block, so repair rounds of interleaved blocks do not rebuild them.
+    this.maxEncoders = Math.max(2, Math.floor(this.opts.cacheBlocks / 2));
     const n = this.geometry.blockCount;
     this.sentEnd = new Uint16Array(n);
     this.plannedEnd = new Uint16Array(n);

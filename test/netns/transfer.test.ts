@@ -75,14 +75,15 @@ test('3 receiver hosts, 3 % random loss, 300 Mbit/s uplink: every receiver ends 
   }
 });
 
-test('unlimited uplink with 5 % loss and encryption: exact images, no partial file left', { skip, timeout: 240_000 }, async () => {
+test('unlimited uplink with 5 % loss, encryption and RaptorQ: exact images, no partial file left', { skip, timeout: 240_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fc-ns-'));
   const lan = await buildLan({ receivers: 3, loss: 0.05 });
   try {
     const image = join(dir, 'image.bin');
     writeFileSync(image, randomBytes(6 * 1024 * 1024));
-    const { sender, results } = await transfer(lan, dir, image, [], '239.255.77.22', 120_000, ['--key', 'ns-secret']);
+    const { sender, results } = await transfer(lan, dir, image, ['--fec', 'raptorq', '--block-symbols', '1024'], '239.255.77.22', 120_000, ['--key', 'ns-secret']);
     assert.equal(sender.code, 0, `${sender.stderr}\n${sender.stdout}\n${results.map((r) => r.stdout).join('\n')}`);
+    assert.equal(JSON.parse(sender.stdout).fec, 'raptorq');
     for (const [i, r] of results.entries()) {
       assert.equal(r.code, 0, `receiver ${i}: ${r.stderr}`);
       assert.equal(sha(join(dir, `out${i}.bin`)), sha(image));

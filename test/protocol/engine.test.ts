@@ -5,6 +5,7 @@ import { SimNetwork, seededRandom, type LinkOptions, type NetworkOptions } from 
 import { Sender, type SenderOptions } from '../../src/protocol/sender.js';
 import { DropReason, encodeJoin } from '../../src/protocol/wire.js';
 import { PacketProtector } from '../../src/protocol/crypto.js';
+import { FecScheme } from '../../src/fec/scheme.js';
 
 function image(bytes: number, seed = 1): Uint8Array {
   const rnd = seededRandom(seed);
@@ -300,4 +301,75 @@ test('same seed, same run', () => {
   const b = run({ receivers: [{ loss: { rate: 0.03 } }, { loss: { rate: 0.05, burstLength: 4 } }], seed: 11 });
   assert.deepEqual(a.net.summary!.stats, b.net.summary!.stats);
   assert.equal(a.net.now, b.net.now);
+});
+
+// ---- RaptorQ on the wire: the same guarantees, large blocks, ids never cycle ----
+
+const RAPTORQ = { fec: FecScheme.RaptorQ } as const;
+
+test('RaptorQ: random and bursty loss, reordering and duplication, a late joiner: exact images', () => {
+  const { net, img } = run({
+    bytes: 2_500_000,
+    sender: { ...RAPTORQ, blockSymbols: 512, minReceivers: 3 },
+    receivers: [{ loss: { rate: 0.05 } }, { loss: { rate: 0.03, burstLength: 10 }, jitterMs: 3 }, { jitterMs: 1 }, { joinAtMs: 700, loss: { rate: 0.02 } }],
+    network: { duplicate: 0.05 },
+  });
+  assertAllExact(net, img);
+  assert.equal(net.summary!.fec, 'raptorq');
+  assert.equal(net.summary!.blockSymbols, 512);
+  const decoded = net.receivers.reduce((n, r) => n + r.engine!.getStats().blocksDecoded, 0);
+  assert.ok(decoded > 0, 'blocks were rebuilt from repair symbols');
+});
+
+test('RaptorQ: less repair than Reed-Solomon for the same 8 receivers x 5 % loss, near p/(1-p)', () => {
+  const receivers = Array.from({ length: 8 }, () => ({ loss: { rate: 0.05 } }));
+  const share = (sender: Partial<SenderOptions>) => {
+    const { net, img } = run({ bytes: 6_000_000, seed: 3, sender, receivers });
+    assertAllExact(net, img);
+    return net.summary!.stats.parityPackets / net.summary!.stats.sourcePackets;
+  };
+  const rs = share({ fec: FecScheme.ReedSolomon, blockSymbols: 128 });
+  const rq = share({ ...RAPTORQ, blockSymbols: 2000 });
+  // The worst of 8 receivers needs p/(1-p) = 5.3 % plus its luck per block: large blocks average the luck out.
+  assert.ok(rq < rs, `RaptorQ repair ${rq.toFixed(4)} < Reed-Solomon ${rs.toFixed(4)}`);
+  assert.ok(rq > 0.0526 && rq < 0.075, `RaptorQ repair share ${rq.toFixed(4)}`);
+});
+
+test('RaptorQ: a block its first k symbols do not determine asks for more, and completes', () => {
+  // Tiny blocks decode from exactly k symbols a little less often (RFC 6330): over hundreds of blocks some fail.
+  const { net, img } = run({ bytes: 1500 * 10 * 100, sender: { ...RAPTORQ, symbolSize: 100, blockSymbols: 10 }, receivers: [{ loss: { rate: 0.2 } }, { loss: { rate: 0.2 } }], seed: 2 });
+  assertAllExact(net, img);
+  const failures = net.receivers.reduce((n, r) => n + r.engine!.getStats().decodeFailures, 0);
+  assert.ok(failures > 0, 'some block needed more than k symbols');
+});
+
+test('RaptorQ: corrupted symbols are caught by the block digests and repaired', () => {
+  const rnd = seededRandom(6);
+  const { net, img } = run({
+    bytes: 600_000,
+    sender: { ...RAPTORQ, blockSymbols: 100 },
+    receivers: [{ loss: { rate: 0.02 } }, {}],
+    network: {
+      tamper: (d, fromSender) => {
+        // Rarer than above: one bad symbol spoils a whole block, and these blocks are larger.
+        if (fromSender && d[3] === 2 && rnd() < 0.003 && d.length > 40) {
+          const c = Uint8Array.from(d);
+          c[30] ^= 0x5a;
+          return c;
+        }
+        return d;
+      },
+    },
+  });
+  assertAllExact(net, img);
+  assert.ok(net.receivers.reduce((n, r) => n + r.engine!.getStats().hashMismatches, 0) > 0, 'corruption was detected');
+});
+
+test('RaptorQ: transmission numbers are symbol ids, never cycled (a block repaired past 256 transmissions)', () => {
+  // 60 % loss on a 200-symbol block needs far more than 256 transmissions; Reed-Solomon would cycle its ids.
+  const { net, img } = run({ bytes: 200 * 1000, sender: { ...RAPTORQ, blockSymbols: 200, adaptiveRate: false }, receivers: [{ loss: { rate: 0.6 } }] });
+  assertAllExact(net, img);
+  const s = net.summary!.stats;
+  assert.equal(s.repeatedSourcePackets, 0);
+  assert.ok(s.sourcePackets + s.parityPackets > 256, `${s.sourcePackets + s.parityPackets} transmissions`);
 });

@@ -1,0 +1,86 @@
+// The block-level FEC interface the engine uses, for both schemes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  FecScheme,
+  blockDecoder,
+  blockEncoder,
+  defaultBlockSymbols,
+  maxBlockSymbols,
+  parseFecScheme,
+  symbolIdOf,
+} from '../../src/fec/scheme.js';
+
+const SCHEMES = [FecScheme.ReedSolomon, FecScheme.RaptorQ] as const;
+
+test('symbol ids: Reed-Solomon cycles through 256 ids, RaptorQ uses the transmission number', () => {
+  assert.equal(symbolIdOf(FecScheme.ReedSolomon, 300), 44);
+  assert.equal(symbolIdOf(FecScheme.RaptorQ, 300), 300);
+  assert.equal(maxBlockSymbols(FecScheme.ReedSolomon), 255);
+  assert.equal(maxBlockSymbols(FecScheme.RaptorQ), 8192);
+});
+
+test('default block sizes: RaptorQ 4096 symbols, halved while a block would exceed 24 MiB', () => {
+  assert.equal(defaultBlockSymbols(FecScheme.ReedSolomon, 1452), 128);
+  assert.equal(defaultBlockSymbols(FecScheme.RaptorQ, 1452), 4096);
+  assert.equal(defaultBlockSymbols(FecScheme.RaptorQ, 8952), 2048);
+  assert.equal(defaultBlockSymbols(FecScheme.RaptorQ, 65535), 256);
+});
+
+test('scheme names parse; others are refused with the choices', () => {
+  assert.equal(parseFecScheme('raptorq'), FecScheme.RaptorQ);
+  assert.equal(parseFecScheme('reed-solomon'), FecScheme.ReedSolomon);
+  assert.throws(() => parseFecScheme('ldpc'), /unknown FEC scheme 'ldpc' \(expected reed-solomon or raptorq\)/);
+});
+
+test('any scheme: a block survives random losses with as many repair symbols as were lost (plus one for RaptorQ if needed)', () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...SCHEMES),
+      fc.integer({ min: 1, max: 60 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      (scheme, k, symbolSize, seed) => {
+        const block = new Uint8Array(k * symbolSize);
+        let x = seed | 1;
+        for (let i = 0; i < block.length; i++) block[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+        const lost = new Set<number>();
+        for (let i = 0; i < k; i++) if (((x = (x * 1103515245 + 12345) >>> 0) >>> 16) % 3 === 0) lost.add(i);
+        const encoder = blockEncoder(scheme, block, k, symbolSize);
+        const decoder = blockDecoder(scheme, k, symbolSize);
+        for (let i = 0; i < k; i++) if (!lost.has(i)) assert.equal(decoder.add(i, block.subarray(i * symbolSize, (i + 1) * symbolSize)), true);
+        assert.equal(decoder.missing, lost.size);
+        let next = k;
+        let out = decoder.missing === 0 ? decoder.decode() : null;
+        while (!out) {
+          const needed = decoder.missing;
+          assert.ok(needed >= 1);
+          const ids = Array.from({ length: needed }, () => next++);
+          encoder.repair(ids).forEach((symbol, i) => decoder.add(ids[i]!, symbol));
+          out = decoder.decode();
+          assert.ok(next - k <= lost.size + 3, 'decodes with at most a few symbols beyond k');
+        }
+        encoder.dispose();
+        assert.ok(Buffer.from(out).equals(Buffer.from(block)));
+        assert.equal(decoder.repaired, lost.size > 0);
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
+
+test('any scheme: duplicates bring nothing; bad ids and lengths are refused clearly', () => {
+  for (const scheme of SCHEMES) {
+    const decoder = blockDecoder(scheme, 4, 8);
+    assert.equal(decoder.add(1, new Uint8Array(8)), true);
+    assert.equal(decoder.add(1, new Uint8Array(8)), false);
+    assert.equal(decoder.received, 1);
+    assert.equal(decoder.missing, 3);
+    assert.equal(decoder.decode(), null);
+    assert.throws(() => decoder.add(2, new Uint8Array(7)), /symbol 2 is 7 bytes, expected 8/);
+    assert.throws(() => decoder.add(-1, new Uint8Array(8)), /symbol id -1 out of range/);
+    decoder.dispose();
+  }
+  assert.throws(() => blockDecoder(FecScheme.ReedSolomon, 4, 8).add(256, new Uint8Array(8)), /out of range 0..255/);
+});
