@@ -71,6 +71,7 @@ const truncating: Tool = {
   description: 'test double',
   check: async () => null,
   version: async () => 'test',
+  payloadBytes: () => 0,
   async run(ctx): Promise<ToolOutcome> {
     ctx.markStart();
     const sender = ctx.start(ctx.lan.sender, ['true'], 'sender');
@@ -101,6 +102,7 @@ const hanging: Tool = {
   description: 'test double',
   check: async () => null,
   version: async () => 'test',
+  payloadBytes: () => 0,
   async run(ctx): Promise<ToolOutcome> {
     const daemon = ctx.start(ctx.lan.receivers[0]!, ['sh', '-c', 'sleep 600 >/dev/null 2>&1 </dev/null & exit 0'], 'daemon');
     await daemon.exited;
