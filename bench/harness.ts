@@ -1,6 +1,7 @@
 // Runs one tool on one scenario's test LAN and measures it:
 //  - time: from the sender's start until the last receiver holds a correct image;
-//  - wire: bytes the sender host's interface transmitted (kernel counters) / image bytes;
+//  - wire: bytes the sender host's interface transmitted (kernel counters) / image bytes, and its frames
+//    (the mean frame size shows whether a tool fills the MTU; IP fragments created in any host are counted);
 //  - CPU: seconds used by everything started in the sender host, and in the receiver hosts (cgroups,
 //    so forked daemons count too);
 //  - outcome per receiver: byte-exact (sha256) or how it ended (exit code, truncated, missing, timeout).
@@ -45,6 +46,12 @@ export interface RunRecord {
   senderTxBytes: number | null;
   /** senderTxBytes / image bytes */
   wireRatio: number | null;
+  /** Ethernet frames the sender host's interface transmitted */
+  senderTxFrames: number | null;
+  /** IPv4 fragments created in any host during the run (0 unless some datagram exceeded the MTU) */
+  ipFragments: number | null;
+  /** image bytes per data packet the tool was configured for at the scenario's MTU */
+  payloadBytes: number | null;
   senderCpuS: number | null;
   /** sum over all receivers */
   receiversCpuS: number | null;
@@ -85,6 +92,9 @@ export function notAvailable(scenario: Scenario, tool: Tool, reason: string): Ru
     wallS: null,
     senderTxBytes: null,
     wireRatio: null,
+    senderTxFrames: null,
+    ipFragments: null,
+    payloadBytes: null,
     senderCpuS: null,
     receiversCpuS: null,
     receiverCpuMaxS: null,
@@ -121,6 +131,11 @@ async function killLeftovers(lan: Lan): Promise<number> {
   const deadline = performance.now() + 5000;
   while (performance.now() < deadline && lan.hosts.some((h) => lan.processes(h).length > 0)) await pause(20);
   return killed;
+}
+
+async function fragmentsCreated(lan: Lan): Promise<number> {
+  const counts = await Promise.all(lan.hosts.map((h) => lan.ipFragmentsCreated(h)));
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: HarnessConfig): Promise<RunRecord & { failedToStart?: string }> {
@@ -165,6 +180,8 @@ export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: Harn
   const cpu0 = lan.hosts.map((h) => lan.cpuUsage(h));
   const drops0 = await Promise.all(lan.receivers.map((h) => lan.droppedPackets(h)));
   const tx0 = await lan.txBytes(lan.sender);
+  const frames0 = await lan.txFrames(lan.sender);
+  const fragments0 = await fragmentsCreated(lan);
 
   let outcome: ToolOutcome | null = null;
   let error: string | null = null;
@@ -190,6 +207,8 @@ export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: Harn
 
   const cpu1 = lan.hosts.map((h) => lan.cpuUsage(h));
   const tx1 = await lan.txBytes(lan.sender);
+  const frames1 = await lan.txFrames(lan.sender);
+  const fragments = (await fragmentsCreated(lan)) - fragments0;
   const drops1 = await Promise.all(lan.receivers.map((h) => lan.droppedPackets(h)));
 
   const start = t0 ?? endAt;
@@ -241,6 +260,7 @@ export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: Harn
   else status = 'failed';
   if (error) notes.push(`harness: ${error}`);
   if (stragglersKilled > 0) notes.push(`${stragglersKilled} process(es) still running after the run were killed`);
+  if (fragments > 0) notes.push(`IP fragmentation: ${fragments} fragments created (datagrams larger than the MTU ${lan.mtu})`);
 
   const record: RunRecord & { failedToStart?: string } = {
     scenario: scenario.name,
@@ -252,6 +272,9 @@ export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: Harn
     wallS: t0 === null ? null : round((endAt - t0) / 1000),
     senderTxBytes: wire,
     wireRatio: round(wire / cfg.image.bytes),
+    senderTxFrames: frames1 - frames0,
+    ipFragments: fragments,
+    payloadBytes: tool.payloadBytes(lan.mtu),
     senderCpuS: round(cpuDelta(cpu0[0] ?? null, cpu1[0] ?? null)),
     receiversCpuS: cpuKnown ? round(receiverCpu.reduce<number>((a, b) => a + (b ?? 0), 0)) : null,
     receiverCpuMaxS: cpuKnown ? round(Math.max(...receiverCpu.map((c) => c ?? 0))) : null,

@@ -15,7 +15,7 @@ import { notAvailable, runOne, type RunRecord } from './harness.js';
 import { createImage } from './image.js';
 import { describeMachine } from './machine.js';
 import { markdown, writeReports, type BenchResults, type ToolInfo } from './report.js';
-import { allScenarios, filterScenarios, quickScenarios } from './scenarios.js';
+import { allScenarios, filterScenarios, quickScenarios, withMtu } from './scenarios.js';
 import { fleetcast, fleetcastDgram, fleetcastRaptorQ } from './tools/fleetcast.js';
 import { http } from './tools/http.js';
 import type { Tool } from './tools/types.js';
@@ -58,7 +58,7 @@ const program = new Command()
   .addOption(new Option('--timeout <seconds>', 'time limit per run (default max(60, 20 + 0.5 s per MiB))').argParser(positive))
   .addOption(new Option('--rate-factor <f>', 'tools are told to send at this fraction of a limited uplink').argParser(positive).default(0.95))
   .addOption(new Option('--loss-match <what>', 'loss applies to udp only, or to every IPv4 packet (so HTTP/TCP sees it too)').choices(['udp', 'ip']).default('ip'))
-  .addOption(new Option('--mtu <bytes>', 'link MTU').argParser(positive).default(1500))
+  .addOption(new Option('--mtu <bytes>', 'link MTU of the scenarios without their own (the *-mtu9000 ones have 9000)').argParser(positive).default(1500))
   .option('--tcp-offload', 'keep TCP segmentation offload on the test LAN (faster HTTP, but loss then hits 64 KiB super-packets and the counters miss per-frame headers)')
   .option('--no-install', 'do not apt-get install missing Debian peers')
   .option('--list', 'list the scenarios that would run, and exit');
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const flags = program.opts<Flags>();
   const quick = Boolean(flags.quick);
   const sizeMiB = flags.size ?? (quick ? 64 : 200);
-  const scenarios = filterScenarios(quick ? quickScenarios() : allScenarios(), flags.scenarios);
+  const scenarios = withMtu(filterScenarios(quick ? quickScenarios() : allScenarios(), flags.scenarios), flags.mtu);
   if (flags.list) {
     for (const s of scenarios) process.stdout.write(`${s.name}\t${s.description}\n`);
     return;
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
       receivers: scenario.receivers,
       loss: scenario.loss,
       lossMatch: flags.lossMatch,
-      mtu: flags.mtu,
+      mtu: scenario.mtu ?? flags.mtu,
       segmentationOffload: Boolean(flags.tcpOffload),
     };
     if (scenario.uplink) options.senderRate = scenario.uplink;

@@ -1,6 +1,7 @@
 // fleetcast itself, through its CLI (dist/src/cli/main.js):
-//   send FILE --group G --port P --interface IF --min-receivers N --max-wait S [--rate R] --json
+//   send FILE --group G --port P --interface IF --min-receivers N --max-wait S --mtu M [--rate R] --json
 //   receive -o FILE --group G --port P --interface IF --json
+// --mtu sets the symbol size to fill one frame (receivers learn it from the session).
 // Exit code 0 = verified image. When the CLI is missing or does not start, the tool is "not available".
 // Three entries: `fleetcast` on its defaults (batch UDP I/O where the addon is built, Reed-Solomon),
 // `fleetcast-dgram` (--io dgram) to compare the backends side by side (docs/io.md), and `fleetcast-rq`
@@ -11,8 +12,9 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { batchAddon } from '../../src/transport/native.js';
+import { symbolSizeFor } from '../../src/transport/session.js';
 import { pause } from '../proc.js';
-import type { RunContext, Tool, ToolOutcome } from './types.js';
+import { commandParams, type CommandParams, type RunContext, type Tool, type ToolOutcome } from './types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** dist/bench/tools -> dist/src/cli/main.js */
@@ -43,7 +45,23 @@ function jsonSummary(stdout: string): string | null {
   return null;
 }
 
-function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: 'raptorq' | 'reed-solomon' = 'reed-solomon'): Tool {
+export function fleetcastCommands(p: CommandParams, io: 'batch' | 'dgram', fec: FecName = 'reed-solomon'): { sender: string[]; receiver(out: string): string[] } {
+  const net = ['--group', p.groups[0], '--port', String(p.port), '--interface', p.ifname, '--io', io];
+  return {
+    receiver: (out) => [process.execPath, FLEETCAST_CLI, 'receive', '-o', out, ...net, '--json'],
+    sender: [
+      process.execPath, FLEETCAST_CLI, 'send', p.imagePath, ...net,
+      '--min-receivers', String(p.receivers), '--max-wait', '15',
+      '--mtu', String(p.mtu), '--fec', fec,
+      ...(p.rateBits ? ['--rate', rateFlag(p.rateBits)] : []),
+      '--json',
+    ],
+  };
+}
+
+type FecName = 'reed-solomon' | 'raptorq';
+
+function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: FecName = 'reed-solomon'): Tool {
   return {
     name,
     description: `fleetcast (this project), node CLI, --io ${io} --fec ${fec}`,
@@ -66,19 +84,12 @@ function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: 'raptorq' | 're
       const result = await probe(['--version']);
       return result.ok ? `fleetcast ${result.out.trim()}` : 'fleetcast (version unknown)';
     },
+    payloadBytes: (mtu) => symbolSizeFor(mtu, 4, false),
     async run(ctx: RunContext): Promise<ToolOutcome> {
       const { lan } = ctx;
-      const [group] = ctx.groups;
-      const net = ['--group', group, '--port', String(ctx.port), '--interface', lan.sender.ifname, '--io', io];
-      const receiverArgv = (out: string): string[] => [process.execPath, FLEETCAST_CLI, 'receive', '-o', out, ...net, '--json'];
+      const { sender: senderArgv, receiver: receiverArgv } = fleetcastCommands(commandParams(ctx), io, fec);
       const receivers = lan.receivers.map((host) => ctx.start(host, receiverArgv(ctx.outputPath(host)), `fleetcast-receive-${host.name}`, true));
       await pause(500, ctx.signal); // node start-up
-      const senderArgv = [
-        process.execPath, FLEETCAST_CLI, 'send', ctx.image.path, ...net,
-        '--min-receivers', String(lan.receivers.length), '--max-wait', '15', '--fec', fec,
-        ...(ctx.rateBits ? ['--rate', rateFlag(ctx.rateBits)] : []),
-        '--json',
-      ];
       ctx.markStart();
       const sender = ctx.start(lan.sender, senderArgv, 'fleetcast-send', true);
       for (const proc of receivers) void proc.exited.then((exit) => ctx.receiverDone(proc.host, exit.at));

@@ -24,6 +24,8 @@ export const http: Tool = {
   async version() {
     return `node ${process.version} server, ${findExecutable('curl') ? 'curl client' : 'node client'}`;
   },
+  // TCP fits its segments to the MTU itself: IPv4 20 + TCP 20 + the timestamp option 12 (on by default in Linux)
+  payloadBytes: (mtu) => mtu - 52,
   async run(ctx: RunContext): Promise<ToolOutcome> {
     const { lan } = ctx;
     const serverArgv = [process.execPath, SERVER, ctx.image.path, String(ctx.port), lan.sender.address];

@@ -5,6 +5,40 @@ import type { Image } from '../image.js';
 import type { ExitInfo, Proc } from '../proc.js';
 import type { Scenario } from '../scenarios.js';
 
+/**
+ * What a tool's command lines are made of. Building them is a pure function of this (unit-tested
+ * without a LAN); the harness fills it from the run (commandParams).
+ */
+export interface CommandParams {
+  /** The interface inside every host of the test LAN (the same name in each). */
+  ifname: string;
+  /** Even UDP/TCP port base, unique per run (the tool may use port .. port+3). */
+  port: number;
+  /** Two multicast groups (239.255.0.0/16), unique per run. */
+  groups: [string, string];
+  /** Rate the tool is told to send at (bits/s), null = unlimited. */
+  rateBits: number | null;
+  /** Link MTU: every tool gets the largest payload per packet its flags allow without IP fragmentation. */
+  mtu: number;
+  receivers: number;
+  imagePath: string;
+}
+
+export function commandParams(ctx: RunContext): CommandParams {
+  return {
+    ifname: ctx.lan.sender.ifname,
+    port: ctx.port,
+    groups: ctx.groups,
+    rateBits: ctx.rateBits,
+    mtu: ctx.lan.mtu,
+    receivers: ctx.lan.receivers.length,
+    imagePath: ctx.image.path,
+  };
+}
+
+/** Bytes of IPv4 and UDP header in every datagram (no options). */
+export const IPV4_UDP_HEADER_BYTES = 20 + 8;
+
 export interface RunContext {
   lan: Lan;
   scenario: Scenario;
@@ -53,5 +87,7 @@ export interface Tool {
   check(opts: { install: boolean }): Promise<string | null>;
   /** Version string for the report. */
   version(): Promise<string>;
+  /** Image bytes per data packet the tool is configured for on a link with this MTU (for the report). */
+  payloadBytes(mtu: number): number;
   run(ctx: RunContext): Promise<ToolOutcome>;
 }

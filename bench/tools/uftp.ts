@@ -5,16 +5,55 @@
 // (-U) so that the sender can name its closed group (-H) and wait for exactly these receivers. Completion
 // time of a receiver is when its status file (-F) gets the RESULT line for the image. The sender's rate is
 // fixed (-R in kbit/s, -1 = as fast as the interface allows when the uplink is unlimited); no encryption.
-// Socket buffers are raised to 8 MiB on both sides (-B).
+// Socket buffers are raised to 8 MiB on both sides (-B). The block size (-b, default 1300) fills one frame of
+// the link: without encryption and TFMCC congestion control a data packet (FILESEG) carries 24 bytes of uftp
+// headers (protocol.txt: 16-byte UFTP header, 8-byte FILESEG header), and a client's STATUS is no larger (its
+// NAK bitmap is one block); uftp refuses blocks above 8800 bytes.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { debianVersion, ensureCommands } from '../deps.js';
 import { pause } from '../proc.js';
-import type { RunContext, Tool, ToolOutcome } from './types.js';
+import { IPV4_UDP_HEADER_BYTES, commandParams, type CommandParams, type RunContext, type Tool, type ToolOutcome } from './types.js';
 
 const BUFFER = String(8 * 1024 * 1024);
 const DEST_NAME = 'image.bin';
+const UFTP_HEADER_BYTES = 16 + 8;
+/** uftp 4.10 answers "Invalid blocksize" above this. */
+export const UFTP_MAX_BLOCK_BYTES = 8800;
+
+export function uftpBlockSize(mtu: number): number {
+  return Math.min(UFTP_MAX_BLOCK_BYTES, mtu - IPV4_UDP_HEADER_BYTES - UFTP_HEADER_BYTES);
+}
+
+/** Files of one receiver's uftpd: its destination directory, pid file, status file and log. */
+export interface UftpdFiles {
+  dir: string;
+  pid: string;
+  status: string;
+  log: string;
+}
+
+/** Client ID of receiver i (0-based), named by the sender's closed group (-H). */
+const clientId = (i: number): string => `0x${(i + 1).toString(16).padStart(8, '0')}`;
+
+export function uftpCommands(p: CommandParams): { sender: string[]; receiver(i: number, files: UftpdFiles): string[] } {
+  const [announce, data] = p.groups;
+  return {
+    receiver: (i, f) => [
+      'uftpd', '-I', p.ifname, '-M', announce, '-p', String(p.port), '-D', f.dir, '-U', clientId(i),
+      '-P', f.pid, '-L', f.log, '-F', f.status, '-q', '-B', BUFFER, '-x', '1',
+    ],
+    sender: [
+      'uftp', '-I', p.ifname, '-M', announce, '-P', data, '-p', String(p.port),
+      '-R', p.rateBits ? String(Math.max(1, Math.round(p.rateBits / 1000))) : '-1',
+      '-H', Array.from({ length: p.receivers }, (_, i) => clientId(i)).join(','),
+      '-b', String(uftpBlockSize(p.mtu)),
+      '-D', DEST_NAME, '-B', BUFFER, '-x', '1',
+      p.imagePath,
+    ],
+  };
+}
 
 function readText(path: string): string {
   try {
@@ -29,21 +68,15 @@ export const uftp: Tool = {
   description: 'uftp 4.10 (uftp/uftpd), NAK-based multicast, fixed rate, no encryption',
   check: ({ install }) => ensureCommands(['uftp', 'uftpd'], 'uftp', install),
   version: () => debianVersion('uftp'),
+  payloadBytes: uftpBlockSize,
   async run(ctx: RunContext): Promise<ToolOutcome> {
     const { lan } = ctx;
-    const [announce, data] = ctx.groups;
-    const id = (i: number): string => `0x${(i + 1).toString(16).padStart(8, '0')}`;
+    const commands = uftpCommands(commandParams(ctx));
     const files = lan.receivers.map((host) => {
       const dir = ctx.receiverDir(host);
       return { host, dir, pid: join(dir, '..', `${host.name}.uftpd.pid`), status: join(dir, '..', `${host.name}.uftpd.status`), log: ctx.logPath(`uftpd-${host.name}.log`) };
     });
-    const receiverArgv = (i: number): string[] => {
-      const f = files[i]!;
-      return [
-        'uftpd', '-I', f.host.ifname, '-M', announce, '-p', String(ctx.port), '-D', f.dir, '-U', id(i),
-        '-P', f.pid, '-L', f.log, '-F', f.status, '-q', '-B', BUFFER, '-x', '1',
-      ];
-    };
+    const receiverArgv = (i: number): string[] => commands.receiver(i, files[i]!);
     // uftpd forks into the background and its first process exits 0 once the daemon is set up.
     const starters = files.map((_, i) => ctx.start(lan.receivers[i]!, receiverArgv(i), `uftpd-start-${lan.receivers[i]!.name}`));
     const startExits = await Promise.all(starters.map((p) => p.exited));
@@ -64,12 +97,7 @@ export const uftp: Tool = {
     }
     await pause(200, ctx.signal);
 
-    const senderArgv = [
-      'uftp', '-I', lan.sender.ifname, '-M', announce, '-P', data, '-p', String(ctx.port),
-      '-R', ctx.rateBits ? String(Math.max(1, Math.round(ctx.rateBits / 1000))) : '-1',
-      '-H', lan.receivers.map((_, i) => id(i)).join(','), '-D', DEST_NAME, '-B', BUFFER, '-x', '1',
-      ctx.image.path,
-    ];
+    const senderArgv = commands.sender;
     ctx.markStart();
     const sender = ctx.start(lan.sender, senderArgv, 'uftp');
 

@@ -122,6 +122,10 @@ export interface Lan {
   /** Interface byte counters inside the namespace. */
   txBytes(host: LanHost): Promise<number>;
   rxBytes(host: LanHost): Promise<number>;
+  /** Frames the host's interface transmitted (with txBytes: the mean frame size on the wire). */
+  txFrames(host: LanHost): Promise<number>;
+  /** IPv4 fragments the host's stack has created so far (a datagram larger than the MTU was split). */
+  ipFragmentsCreated(host: LanHost): Promise<number>;
   /** CPU time used so far by every process started in the host (null when cgroups are unavailable). */
   cpuUsage(host: LanHost): CpuUsage | null;
   /** SIGKILL every process running in the host's namespace or cgroup (daemons included). */
@@ -696,13 +700,13 @@ class LanImpl implements Lan {
     });
   }
 
-  private async counters(host: LanHost): Promise<{ rx: number; tx: number }> {
+  private async counters(host: LanHost): Promise<{ rx: number; tx: number; txFrames: number }> {
     this.checkHost(host);
     const out = await run(this.tools.ip, ['-n', host.ns, '-j', '-s', 'link', 'show', 'dev', host.ifname]);
-    const parsed = JSON.parse(out.stdout) as Array<{ stats64?: { rx: { bytes: number }; tx: { bytes: number } } }>;
+    const parsed = JSON.parse(out.stdout) as Array<{ stats64?: { rx: { bytes: number }; tx: { bytes: number; packets: number } } }>;
     const stats = parsed[0]?.stats64;
     if (!stats) throw new Error(`no counters for ${host.ifname} in ${host.ns}`);
-    return { rx: Number(stats.rx.bytes), tx: Number(stats.tx.bytes) };
+    return { rx: Number(stats.rx.bytes), tx: Number(stats.tx.bytes), txFrames: Number(stats.tx.packets) };
   }
 
   async txBytes(host: LanHost): Promise<number> {
@@ -711,6 +715,20 @@ class LanImpl implements Lan {
 
   async rxBytes(host: LanHost): Promise<number> {
     return (await this.counters(host)).rx;
+  }
+
+  async txFrames(host: LanHost): Promise<number> {
+    return (await this.counters(host)).txFrames;
+  }
+
+  async ipFragmentsCreated(host: LanHost): Promise<number> {
+    this.checkHost(host);
+    // /proc/net/snmp is per network namespace; read it from inside (not through this.exec: no cgroup accounting)
+    const { stdout } = await run(this.tools.ip, ['netns', 'exec', host.ns, 'cat', '/proc/net/snmp']);
+    const [names, values] = stdout.split('\n').filter((line) => line.startsWith('Ip:')).map((line) => line.split(/\s+/));
+    const index = names?.indexOf('FragCreates') ?? -1;
+    if (!values || index < 0) throw new Error(`no IP fragmentation counter in ${host.ns}'s /proc/net/snmp`);
+    return Number(values[index]);
   }
 
   cpuUsage(host: LanHost): CpuUsage | null {

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RunRecord } from '../../bench/harness.js';
 import { markdown, svgChart, writeReports, type BenchResults } from '../../bench/report.js';
-import { allScenarios, filterScenarios, quickScenarios } from '../../bench/scenarios.js';
+import { allScenarios, filterScenarios, quickScenarios, wireTarget, withMtu, type Scenario } from '../../bench/scenarios.js';
 
-test('scenario matrix: N x loss x uplink, plus bursty and slow receiver', () => {
+test('scenario matrix: N x loss x uplink, plus bursty and slow receiver, plus jumbo frames', () => {
   const all = allScenarios();
-  assert.equal(all.length, 3 * 3 * 2 + 2);
+  assert.equal(all.length, 3 * 3 * 2 + 2 + 6);
   assert.equal(new Set(all.map((s) => s.name)).size, all.length, 'unique names');
   assert.ok(all.some((s) => s.name === 'n8-loss5-unlimited' && s.receivers === 8 && s.loss === 0.05 && s.uplink === null));
   assert.ok(all.some((s) => s.bursty && s.bursty.loss === 0.01));
@@ -20,6 +20,40 @@ test('scenario matrix: N x loss x uplink, plus bursty and slow receiver', () => 
     quickScenarios().map((s) => s.name),
     ['n3-loss0-500mbit', 'n3-loss1-500mbit'],
   );
+  assert.ok(quickScenarios().every((s) => s.mtu === null), 'quick runs at the run MTU');
+});
+
+test('jumbo scenarios: n3 and n8 x 0/1/5 % at 500mbit with MTU 9000; the others take the run MTU', () => {
+  const all = allScenarios();
+  const jumbo = all.filter((s) => s.mtu !== null);
+  assert.deepEqual(
+    jumbo.map((s) => s.name),
+    ['n3-loss0', 'n3-loss1', 'n3-loss5', 'n8-loss0', 'n8-loss1', 'n8-loss5'].map((n) => `${n}-500mbit-mtu9000`),
+  );
+  for (const s of jumbo) {
+    assert.equal(s.mtu, 9000);
+    assert.equal(s.uplink, '500mbit');
+    assert.equal(s.bursty, null);
+    assert.match(s.description, /MTU 9000/);
+    const twin = all.find((x) => x.name === s.name.replace('-mtu9000', ''));
+    assert.ok(twin, `the MTU 1500 twin of ${s.name} keeps its name`);
+    assert.equal(twin.mtu, null);
+    assert.equal(twin.receivers, s.receivers);
+    assert.equal(twin.loss, s.loss);
+  }
+  const settled = withMtu(all, 1500);
+  assert.equal(settled.find((s) => s.name === 'n3-loss1-500mbit')?.mtu, 1500);
+  assert.equal(settled.find((s) => s.name === 'n3-loss1-500mbit-mtu9000')?.mtu, 9000);
+  assert.equal(withMtu(all, 4000).find((s) => s.name === 'n8-loss5-unlimited')?.mtu, 4000, '--mtu applies to scenarios without their own');
+});
+
+test('wire target: 1 + p + 0.02 under random loss, none for bursty loss or a slow receiver', () => {
+  const byName = (name: string): Scenario => allScenarios().find((s) => s.name === name)!;
+  assert.equal(wireTarget(byName('n3-loss0-500mbit')), 1.02);
+  assert.equal(wireTarget(byName('n8-loss1-500mbit-mtu9000')), 1.03);
+  assert.equal(wireTarget(byName('n8-loss5-unlimited')), 1.07);
+  assert.equal(wireTarget(byName('n3-bursty-500mbit')), null);
+  assert.equal(wireTarget(byName('n3-slow100mbit-500mbit')), null);
 });
 
 test('scenario filters: substrings, regex, exclusion', () => {
@@ -32,6 +66,11 @@ test('scenario filters: substrings, regex, exclusion', () => {
     ['n3-loss1-500mbit', 'n3-loss5-500mbit'],
   );
   assert.ok(filterScenarios(all, 'unlimited,!n8').every((s) => s.uplink === null && s.receivers !== 8));
+  assert.equal(filterScenarios(all, 'mtu9000').length, 6);
+  assert.deepEqual(filterScenarios(all, 'n3-loss1-500mbit').map((s) => s.name), ['n3-loss1-500mbit'], 'a whole name selects just that scenario');
+  assert.deepEqual(filterScenarios(all, 'n3-loss1').map((s) => s.name), ['n3-loss1-500mbit', 'n3-loss1-unlimited', 'n3-loss1-500mbit-mtu9000']);
+  assert.equal(filterScenarios(all, 'n8,!mtu9000').length, 6);
+  assert.equal(filterScenarios(all, '!n3-loss1-500mbit').length, all.length - 1);
 });
 
 function run(tool: string, scenario: string, over: Partial<RunRecord> = {}): RunRecord {
@@ -44,6 +83,9 @@ function run(tool: string, scenario: string, over: Partial<RunRecord> = {}): Run
     wallS: 2.6,
     senderTxBytes: 70e6,
     wireRatio: 1.04,
+    senderTxFrames: 48_000,
+    ipFragments: 0,
+    payloadBytes: 1452,
     senderCpuS: 0.8,
     receiversCpuS: 1.2,
     receiverCpuMaxS: 0.4,
@@ -101,6 +143,56 @@ test('markdown report: machine, summary and per-run rows', () => {
   assert.match(md, /\*\*partial\*\* 2\/3/);
   assert.match(md, /r3: truncated \(10\.0 MiB\), exit 0/);
   assert.match(md, /fleetcast \| – \| no: CLI not built/);
+});
+
+/** A run of the quick pair at MTU 1500 and their jumbo twins at 9000. */
+function mixedMtuSample(): BenchResults {
+  const base = sample();
+  const names = ['n3-loss0-500mbit', 'n3-loss1-500mbit', 'n3-loss0-500mbit-mtu9000', 'n3-loss1-500mbit-mtu9000'];
+  const scenarios = withMtu(allScenarios().filter((s) => names.includes(s.name)), 1500);
+  const jumbo = { payloadBytes: 8952, senderTxFrames: 3800, senderTxBytes: 3800 * 8990 };
+  return {
+    ...base,
+    tools: base.tools.map((t) => ({ ...t, available: true, reason: null })),
+    scenarios,
+    runs: [
+      run('udpcast', 'n3-loss0-500mbit'),
+      run('fleetcast', 'n3-loss0-500mbit', { wireRatio: 1.043 }),
+      run('udpcast', 'n3-loss1-500mbit', { wireRatio: 1.07 }),
+      run('fleetcast', 'n3-loss1-500mbit', { status: 'timeout', timeS: null, correct: 1, wireRatio: 0.4 }),
+      run('udpcast', 'n3-loss0-500mbit-mtu9000', { ...jumbo, wireRatio: 1.007, payloadBytes: 8956 }),
+      run('fleetcast', 'n3-loss0-500mbit-mtu9000', { ...jumbo, wireRatio: 1.021 }),
+      run('udpcast', 'n3-loss1-500mbit-mtu9000', { ...jumbo, wireRatio: 1.038, payloadBytes: 8956 }),
+      run('fleetcast', 'n3-loss1-500mbit-mtu9000', { ...jumbo, wireRatio: 1.029, notes: ['IP fragmentation: 3 fragments created (datagrams larger than the MTU 9000)'] }),
+    ],
+  };
+}
+
+test('markdown report with jumbo scenarios: MTU column, wire target per run, payload and frame sizes', () => {
+  const md = markdown(mixedMtuSample());
+  assert.match(md, /MTU 1500 unless the scenario has its own \(MTU column\)/);
+  assert.match(md, /\| scenario \| MTU \| udpcast \| http \| fleetcast \|/);
+  assert.match(md, /\| n3-loss0-500mbit \| 1500 \| 2\.50 \/ 1\.04 \|/);
+  assert.match(md, /\| n3-loss1-500mbit-mtu9000 \| 9000 \| 2\.50 \/ 1\.04 \|/);
+  const target = md.slice(md.indexOf('## Wire target'), md.indexOf('## All runs'));
+  assert.match(target, /\| n3-loss0-500mbit \| 1500 \| 1\.02 \| 1\.040 ✗ \| – \| 1\.043 ✗ \|/);
+  assert.match(target, /\| n3-loss1-500mbit \| 1500 \| 1\.03 \| 1\.070 ✗ \| – \| – \|/, 'a run that did not deliver is not judged');
+  assert.match(target, /\| n3-loss0-500mbit-mtu9000 \| 9000 \| 1\.02 \| 1\.007 ✓ \| – \| 1\.021 ✗ \|/);
+  assert.match(target, /\| n3-loss1-500mbit-mtu9000 \| 9000 \| 1\.03 \| 1\.038 ✗ \| – \| 1\.029 ✓ \|/);
+  assert.match(md, /\| n3-loss1-500mbit-mtu9000 \| udpcast \| ok \| 2\.50 \| 1\.04 \| 8956 \| 8990 \|/);
+  assert.match(md, /\| n3-loss0-500mbit \| udpcast \| ok \| 2\.50 \| 1\.04 \| 1452 \| 1458 \|/);
+  assert.match(md, /IP fragmentation: 3 fragments created/);
+  assert.match(md, /`n3-loss0-500mbit-mtu9000`: 3 receivers, 0 % random loss, uplink 500mbit, MTU 9000 \(jumbo frames\)/);
+});
+
+test('markdown report at one MTU has no MTU column; older results without frame counts still render', () => {
+  const md = markdown(sample());
+  assert.match(md, /\| scenario \| udpcast \| http \| fleetcast \|/);
+  assert.doesNotMatch(md, /unless the scenario has its own/);
+  const old = sample();
+  old.runs = old.runs.map(({ senderTxFrames: _f, ipFragments: _i, payloadBytes: _p, ...rest }) => rest as RunRecord);
+  old.scenarios = old.scenarios.map(({ mtu: _m, ...rest }) => rest as Scenario);
+  assert.match(markdown(old), /\| n3-loss0-500mbit \| udpcast \| ok \| 2\.50 \| 1\.04 \| – \| – \|/);
 });
 
 test('SVG chart: well-formed, one bar per run that ran, escaped text', () => {

@@ -1,5 +1,6 @@
 // The benchmark harness on a real test LAN (needs root): the HTTP baseline and, when installed, udpcast
-// and uftp on a small image, and the harness's handling of truncated images, time limits and daemons.
+// and uftp on a small image, and the harness's handling of truncated images, time limits and daemons;
+// then one jumbo-frame scenario (MTU 9000) for the multicast tools: full frames, no IP fragmentation.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +10,8 @@ import { after, before, test } from 'node:test';
 import { runOne, type HarnessConfig } from '../../bench/harness.js';
 import { createImage } from '../../bench/image.js';
 import { pause } from '../../bench/proc.js';
-import { quickScenarios, type Scenario } from '../../bench/scenarios.js';
+import { allScenarios, quickScenarios, withMtu, type Scenario } from '../../bench/scenarios.js';
+import { fleetcast } from '../../bench/tools/fleetcast.js';
 import { http } from '../../bench/tools/http.js';
 import type { Tool, ToolOutcome } from '../../bench/tools/types.js';
 import { udpcast } from '../../bench/tools/udpcast.js';
@@ -51,17 +53,25 @@ test('http baseline: every receiver gets the image, wire ~ N x image', { skip, t
   for (const d of r.receiverDetails) assert.equal(d.result, 'ok');
 });
 
-for (const tool of [udpcast, uftp]) {
+/** Why a peer tool cannot run here, or false. */
+function peerSkip(tool: Tool): string | false {
   const bins = tool === udpcast ? ['udp-sender', 'udp-receiver'] : ['uftp', 'uftpd'];
   const missing = bins.filter((b) => !findExecutable(b));
-  const toolSkip = skip || (missing.length ? `${missing.join(', ')} not installed (apt-get install ${tool.name})` : false);
-  test(`${tool.name}: every receiver gets the image with about one copy on the wire`, { skip: toolSkip, timeout: 90_000 }, async () => {
+  return skip || (missing.length ? `${missing.join(', ')} not installed (apt-get install ${tool.name})` : false);
+}
+
+for (const tool of [udpcast, uftp]) {
+  test(`${tool.name}: every receiver gets the image with about one copy on the wire`, { skip: peerSkip(tool), timeout: 90_000 }, async () => {
     const r = await runOne(lan, scenario, tool, cfg);
     assert.equal(r.status, 'ok', JSON.stringify(r));
     assert.ok(r.wireRatio !== null && r.wireRatio > 0.95 && r.wireRatio < 1.8, `wire/image ${r.wireRatio}`);
     assert.ok(r.timeS !== null && r.timeS < 30);
     assert.equal(r.stragglersKilled, 0, 'the tool runner stops its own processes (uftpd daemons included)');
     assert.ok(r.senderCpuS !== null && r.senderCpuS > 0);
+    // one data packet per 1500-byte frame: the block size fits, nothing (feedback included) is fragmented
+    assert.equal(r.payloadBytes, tool === udpcast ? 1456 : 1448);
+    assert.equal(r.ipFragments, 0, JSON.stringify(r.notes));
+    assert.ok(r.senderTxFrames !== null && r.senderTxFrames >= cfg.image.bytes / 1500, `frames ${r.senderTxFrames}`);
   });
 }
 
@@ -71,6 +81,7 @@ const truncating: Tool = {
   description: 'test double',
   check: async () => null,
   version: async () => 'test',
+  payloadBytes: () => 0,
   async run(ctx): Promise<ToolOutcome> {
     ctx.markStart();
     const sender = ctx.start(ctx.lan.sender, ['true'], 'sender');
@@ -101,6 +112,7 @@ const hanging: Tool = {
   description: 'test double',
   check: async () => null,
   version: async () => 'test',
+  payloadBytes: () => 0,
   async run(ctx): Promise<ToolOutcome> {
     const daemon = ctx.start(ctx.lan.receivers[0]!, ['sh', '-c', 'sleep 600 >/dev/null 2>&1 </dev/null & exit 0'], 'daemon');
     await daemon.exited;
@@ -124,4 +136,30 @@ test('harness: the time limit kills stragglers, daemons included, and CPU is sti
   // the busy loop ran for ~2 s on a machine with other work: at least some of it is accounted
   assert.ok(r.senderCpuS !== null && r.senderCpuS > 0.3, `sender CPU ${r.senderCpuS}`);
   for (const host of lan.hosts) assert.deepEqual(lan.processes(host), [], `nothing left running in ${host.name}`);
+});
+
+test('jumbo frames (MTU 9000): every multicast tool fills 9000-byte frames without IP fragmentation', { skip, timeout: 120_000 }, async (t) => {
+  const jumbo: Scenario = {
+    ...withMtu(allScenarios(), 1500).find((s) => s.name === 'n3-loss0-500mbit-mtu9000')!,
+    name: 'test-n1-loss0-500mbit-mtu9000',
+    receivers: 1,
+  };
+  const jumboLan = await buildLan({ receivers: 1, senderRate: '500mbit', mtu: jumbo.mtu! });
+  t.after(() => jumboLan.teardown());
+  assert.equal(jumboLan.mtu, 9000);
+  for (const tool of [fleetcast, udpcast, uftp]) {
+    const unusable = tool === fleetcast ? await fleetcast.check({ install: false }) : peerSkip(tool);
+    if (unusable) {
+      t.diagnostic(`${tool.name} skipped: ${unusable}`);
+      continue;
+    }
+    const r = await runOne(jumboLan, jumbo, tool, cfg);
+    const what = `${tool.name}: ${JSON.stringify(r)}`;
+    assert.equal(r.status, 'ok', what);
+    assert.equal(r.ipFragments, 0, what);
+    assert.ok(r.payloadBytes !== null && r.payloadBytes > 8700, what);
+    // data frames of ~9014 bytes dominate; at MTU 1500 the mean could not exceed 1514
+    assert.ok(r.senderTxBytes !== null && r.senderTxFrames && r.senderTxBytes / r.senderTxFrames > 6000, what);
+    assert.ok(r.wireRatio !== null && r.wireRatio < 1.02, `framing under 1 % without loss: ${what}`);
+  }
 });

@@ -185,10 +185,18 @@ test('tbf limits the sender uplink and the slow receiver', { skip, timeout: 60_0
 test('jumbo MTU', { skip, timeout: 60_000 }, async () => {
   await withLan({ receivers: 1, mtu: 9000 }, async (lan) => {
     for (const host of lan.hosts) assert.match((await lan.exec(host, ['ip', '-o', 'link', 'show', 'dev', 'lan0'])).stdout, /mtu 9000/);
+    const frames0 = await lan.txFrames(lan.sender);
+    const fragments0 = await lan.ipFragmentsCreated(lan.sender);
     const [r] = await multicast(lan, lan.receivers, 50, 8900, 1000);
     assert.ok(r!.count >= 49);
     // 8900-byte datagrams go out unfragmented: about one frame per datagram
     assert.ok(r!.bytes >= 49 * 8900);
+    const frames = (await lan.txFrames(lan.sender)) - frames0;
+    assert.ok(frames >= 80 && frames < 90, `${frames} frames for 50 datagrams and 30 END markers`);
+    assert.equal((await lan.ipFragmentsCreated(lan.sender)) - fragments0, 0);
+    // larger than the MTU: the kernel splits each into two fragments, and the counter sees it
+    await multicast(lan, lan.receivers, 10, 12000, 1000);
+    assert.ok((await lan.ipFragmentsCreated(lan.sender)) - fragments0 >= 20);
   });
 });
 
