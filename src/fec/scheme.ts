@@ -2,7 +2,8 @@
 // receiver handle a block the same way whatever code protects it. See docs/fec.md and docs/protocol.md.
 
 import { getCodec, MAX_SYMBOL_ID } from './index.js';
-import { RaptorQDecoder, RaptorQEncoder } from './raptorq/index.js';
+import { MAX_ESI, RaptorQDecoder, RaptorQEncoder } from './raptorq/index.js';
+import { checkBlockShape } from './raptorq/params.js';
 
 /** Wire values (ANNOUNCE byte 14). */
 export enum FecScheme {
@@ -157,46 +158,79 @@ class ReedSolomonBlockDecoder implements BlockDecoder {
   }
 }
 
+/**
+ * Symbols are kept by reference until decoding: a block whose source symbols all arrived is assembled with one
+ * copy and never touches the RaptorQ decoder, and a damaged one borrows the decoder's memory only while it
+ * decodes (from the pool: fresh memory costs a page fault per 4 KiB, more than the solve itself).
+ */
 class RaptorQBlockDecoder implements BlockDecoder {
-  private readonly decoder: RaptorQDecoder;
-  /** Symbols decoding needs: K, then one more than held after each failed attempt. */
+  private readonly ids: number[] = [];
+  private readonly symbols: Uint8Array[] = [];
+  private readonly have = new Set<number>();
+  private sources = 0;
+  /** Symbols decoding needs: k, then one more than held after each failed attempt. */
   private target: number;
+  /** After a failed attempt the decoder keeps the symbols, and later ones go straight to it. */
+  private decoder: RaptorQDecoder | null = null;
   repaired = false;
 
   constructor(
-    k: number,
+    private readonly k: number,
     private readonly symbolSize: number,
   ) {
-    this.decoder = new RaptorQDecoder(k, symbolSize);
+    checkBlockShape('raptorq decoder', k, symbolSize);
     this.target = k;
   }
 
   add(id: number, symbol: Uint8Array): boolean {
-    checkSymbol(id, symbol, this.symbolSize, 0xffffff);
-    return this.decoder.add(id, symbol);
+    checkSymbol(id, symbol, this.symbolSize, MAX_ESI);
+    if (this.have.has(id)) return false;
+    this.have.add(id);
+    if (this.decoder) this.decoder.add(id, symbol);
+    else {
+      this.ids.push(id);
+      this.symbols.push(symbol); // kept by reference: the datagram's buffer is not reused
+    }
+    if (id < this.k) this.sources++;
+    return true;
   }
 
   get received(): number {
-    return this.decoder.received;
+    return this.have.size;
   }
 
   get missing(): number {
-    return Math.max(0, this.target - this.decoder.received);
+    return Math.max(0, this.target - this.have.size);
   }
 
   decode(): Uint8Array | null {
-    if (this.decoder.received < this.target) return null;
+    const { k, symbolSize: L } = this;
+    if (this.have.size < this.target) return null;
+    if (this.sources === k && !this.decoder) {
+      const out = new Uint8Array(k * L);
+      for (let i = 0; i < this.ids.length; i++) if (this.ids[i]! < k) out.set(this.symbols[i]!, this.ids[i]! * L);
+      return out;
+    }
+    if (!this.decoder) {
+      this.decoder = new RaptorQDecoder(k, L);
+      for (let i = 0; i < this.ids.length; i++) this.decoder.add(this.ids[i]!, this.symbols[i]!);
+      this.ids.length = 0;
+      this.symbols.length = 0;
+    }
     const out = this.decoder.tryDecode();
     if (!out) {
-      this.target = this.decoder.received + 1;
+      this.target = this.have.size + 1;
       return null;
     }
-    this.repaired = this.decoder.stats.used > 0;
+    this.repaired = true;
     return out;
   }
 
   dispose(): void {
-    this.decoder.dispose();
+    this.decoder?.dispose();
+    this.decoder = null;
+    this.ids.length = 0;
+    this.symbols.length = 0;
   }
 }
 

@@ -114,6 +114,8 @@ export interface SenderStats {
   rateBps: number;
   rateDecreases: number;
   blocksFirstPassSent: number;
+  /** Blocks asked of the application (need-block): the block count, plus re-reads of evicted blocks for repairs. */
+  blocksRead: number;
   drops: DropCounters;
 }
 
@@ -225,7 +227,7 @@ export class Sender {
   constructor(options: SenderOptions, now: number) {
     const fec = options.fec ?? DEFAULT_FEC_SCHEME;
     this.geometry = makeGeometry(fec, options.imageSize, options.symbolSize, options.blockSymbols ?? defaultBlockSymbols(fec, options.symbolSize));
-    const blockBytes = this.geometry.blockBytes;
+    const cacheBlocks = Math.max(4, Math.floor((options.cacheBytes ?? 64 * 2 ** 20) / this.geometry.blockBytes));
     const maxRate = options.maxRateBps ?? UNLIMITED_BPS;
     this.opts = {
       sessionId: options.sessionId >>> 0,
@@ -244,8 +246,9 @@ export class Sender {
       receiverTimeoutMs: options.receiverTimeoutMs ?? 15_000,
       maxReceivers: options.maxReceivers ?? Number.MAX_SAFE_INTEGER,
       proactiveParity: Math.max(0, options.proactiveParity ?? 0),
-      cacheBlocks: Math.max(4, Math.floor((options.cacheBytes ?? 64 * 2 ** 20) / blockBytes)),
-      readAhead: Math.max(1, options.readAhead ?? 8),
+      cacheBlocks,
+      // Blocks read ahead must not evict the block being sent before it goes out (large blocks, small cache).
+      readAhead: Math.max(1, Math.min(options.readAhead ?? 8, Math.floor(cacheBlocks / 2))),
       idleTimeoutMs: options.idleTimeoutMs ?? null,
       minReceiverRateBps: options.minReceiverRateBps ?? null,
       protector: options.protector,
@@ -294,6 +297,7 @@ export class Sender {
       rateBps: maxRate,
       rateDecreases: 0,
       blocksFirstPassSent: 0,
+      blocksRead: 0,
       drops: newDropCounters(),
     };
     if (this.opts.autoStart) this.start(now);
@@ -847,6 +851,7 @@ export class Sender {
   private request(b: number): void {
     if (!this.requested.has(b) && !this.cache.has(b)) {
       this.requested.add(b);
+      this.stats.blocksRead++;
       this.events.push({ type: 'need-block', block: b });
     }
   }

@@ -373,3 +373,11 @@ test('RaptorQ: transmission numbers are symbol ids, never cycled (a block repair
   assert.equal(s.repeatedSourcePackets, 0);
   assert.ok(s.sourcePackets + s.parityPackets > 256, `${s.sourcePackets + s.parityPackets} transmissions`);
 });
+
+test('large blocks and a cache of 4: read-ahead never evicts the block about to be sent (each block read once)', () => {
+  const blockSymbols = 50;
+  const bytes = 40 * blockSymbols * 1000;
+  const { net, img } = run({ bytes, sender: { blockSymbols, cacheBytes: 4 * blockSymbols * 1000 }, receivers: [{}, {}] });
+  assertAllExact(net, img);
+  assert.equal(net.summary!.stats.blocksRead, 40);
+});
