@@ -85,9 +85,11 @@ export interface BlockDecoder {
   readonly missing: number;
   /**
    * The k * symbolSize-byte source block, or null when the symbols held do not determine it yet (then
-   * `missing` >= 1). Frees the working memory on success.
+   * `missing` >= 1). Frees the working memory on success. `output` (k * symbolSize bytes), if given, receives
+   * the block when it is assembled or decoded here (memory already in use is far cheaper than fresh pages);
+   * otherwise, or when a codec returns its own buffer, the result is a fresh buffer.
    */
-  decode(): Uint8Array | null;
+  decode(output?: Uint8Array): Uint8Array | null;
   /** Whether decoding needed the code (some source symbol came from repair symbols). */
   readonly repaired: boolean;
   /** Frees the working memory (the block is abandoned). */
@@ -138,7 +140,7 @@ class ReedSolomonBlockDecoder implements BlockDecoder {
     return this.k - this.ids.length;
   }
 
-  decode(): Uint8Array | null {
+  decode(output?: Uint8Array): Uint8Array | null {
     const { k, symbolSize: L } = this;
     if (this.ids.length < k) return null;
     let sources = 0;
@@ -147,7 +149,7 @@ class ReedSolomonBlockDecoder implements BlockDecoder {
       this.repaired = true;
       return getCodec(k, L).decode(this.ids, this.symbols);
     }
-    const out = new Uint8Array(k * L);
+    const out = outputFor(output, k * L);
     for (let i = 0; i < k; i++) out.set(this.symbols[i]!, this.ids[i]! * L);
     return out;
   }
@@ -203,11 +205,11 @@ class RaptorQBlockDecoder implements BlockDecoder {
     return Math.max(0, this.target - this.have.size);
   }
 
-  decode(): Uint8Array | null {
+  decode(output?: Uint8Array): Uint8Array | null {
     const { k, symbolSize: L } = this;
     if (this.have.size < this.target) return null;
     if (this.sources === k && !this.decoder) {
-      const out = new Uint8Array(k * L);
+      const out = outputFor(output, k * L);
       for (let i = 0; i < this.ids.length; i++) if (this.ids[i]! < k) out.set(this.symbols[i]!, this.ids[i]! * L);
       return out;
     }
@@ -217,7 +219,7 @@ class RaptorQBlockDecoder implements BlockDecoder {
       this.ids.length = 0;
       this.symbols.length = 0;
     }
-    const out = this.decoder.tryDecode();
+    const out = this.decoder.tryDecode(output && outputFor(output, k * L));
     if (!out) {
       this.target = this.have.size + 1;
       return null;
@@ -232,6 +234,12 @@ class RaptorQBlockDecoder implements BlockDecoder {
     this.ids.length = 0;
     this.symbols.length = 0;
   }
+}
+
+function outputFor(output: Uint8Array | undefined, bytes: number): Uint8Array {
+  if (output === undefined) return new Uint8Array(bytes);
+  if (output.length !== bytes) throw new RangeError(`fec: output is ${output.length} bytes, expected ${bytes}`);
+  return output;
 }
 
 function checkSymbol(id: number, symbol: Uint8Array, symbolSize: number, maxId: number): void {

@@ -89,6 +89,7 @@ const COMPLETE = 1;
 const AWAITING_HASH = 2;
 const MAX_MISMATCHES_PER_BLOCK = 3;
 const CONFIRM_TRIES = 12;
+const MAX_SPARE_BLOCKS = 8;
 
 interface PartialBlock {
   decoder: BlockDecoder;
@@ -120,6 +121,8 @@ export class Receiver {
   private mismatches = new Map<number, number>();
   private readonly partial = new Map<number, PartialBlock>();
   private readonly decodedAwaitingHash = new Map<number, Uint8Array>();
+  /** Block buffers the application handed back (recycleBlock). */
+  private readonly spareBlocks: Uint8Array[] = [];
   private completeCount = 0;
   private digest: Uint8Array | null = null;
   private imageDigestValue: Uint8Array | null = null;
@@ -226,6 +229,18 @@ export class Receiver {
     this.stats.blocksAdopted += adopted;
     if (this.completeCount === g.blockCount) this.checkComplete(now);
     return adopted;
+  }
+
+  /**
+   * Hands back the buffer of a `block` event once the application is done with it (written out): the next
+   * block is assembled into it instead of into fresh memory, whose first touch costs more than the copy.
+   * Optional; anything else is ignored.
+   */
+  recycleBlock(data: Uint8Array): void {
+    const g = this.geometry;
+    if (!g || data.byteOffset !== 0 || data.buffer.byteLength !== g.blockBytes || this.spareBlocks.length >= MAX_SPARE_BLOCKS) return;
+    const whole = new Uint8Array(data.buffer, 0, g.blockBytes);
+    if (!this.spareBlocks.includes(whole)) this.spareBlocks.push(whole);
   }
 
   /** The application gives up (disk full, user interrupt): tells the sender and fails. */
@@ -547,7 +562,9 @@ export class Receiver {
   /** Rebuilds a block that holds enough symbols; false if they did not suffice (a rare RaptorQ case: ask for one more). */
   private decodeBlock(now: number, b: number, p: PartialBlock): boolean {
     const g = this.geometry!;
-    const data = p.decoder.decode();
+    const spare = sourceSymbols(g, b) === g.blockSymbols ? this.spareBlocks.pop() : undefined;
+    const data = p.decoder.decode(spare);
+    if (spare && data !== spare) this.spareBlocks.push(spare);
     if (!data) {
       this.stats.decodeFailures++;
       return false;

@@ -276,6 +276,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
               await opened;
               await fh!.write(block, 0, block.length, offset);
               verified += block.length;
+              receiver.recycleBlock(block);
             })();
             track(write, 'cannot write the output');
             break;
