@@ -150,7 +150,9 @@ const SLOW_STRIKES = 2;
 
 export class Sender {
   readonly geometry: Geometry;
-  private readonly opts: Required<Omit<SenderOptions, 'blockHashes' | 'protector' | 'maxWaitMs' | 'idleTimeoutMs' | 'maxReceivers' | 'minReceiverRateBps' | 'cacheBytes'>> &
+  private readonly opts: Required<
+    Omit<SenderOptions, 'imageSize' | 'symbolSize' | 'fec' | 'blockSymbols' | 'blockHashes' | 'protector' | 'maxWaitMs' | 'idleTimeoutMs' | 'maxReceivers' | 'minReceiverRateBps' | 'cacheBytes'>
+  > &
     Pick<SenderOptions, 'protector'> & {
       maxWaitMs: number | null;
       idleTimeoutMs: number | null;
@@ -231,10 +233,6 @@ export class Sender {
     const maxRate = options.maxRateBps ?? UNLIMITED_BPS;
     this.opts = {
       sessionId: options.sessionId >>> 0,
-      imageSize: options.imageSize,
-      symbolSize: options.symbolSize,
-      fec,
-      blockSymbols: this.geometry.blockSymbols,
       maxRateBps: maxRate,
       minRateBps: Math.min(Math.max(options.minRateBps ?? 1e6, options.minReceiverRateBps ?? 0), maxRate),
       adaptiveRate: options.adaptiveRate ?? true,
@@ -280,7 +278,7 @@ export class Sender {
     this.grttWindowStart = now;
     this.nextAnnounceAt = now;
     this.nextHousekeepingAt = now;
-    this.pacer = new Pacer(maxRate, now, DATA_HEADER_BYTES + this.opts.symbolSize + this.opts.frameOverhead);
+    this.pacer = new Pacer(maxRate, now, DATA_HEADER_BYTES + this.geometry.symbolSize + this.opts.frameOverhead);
     this.rate = new RateController({ maxBps: maxRate, minBps: this.opts.minRateBps, adaptive: this.opts.adaptiveRate });
     this.stats = {
       phase: 'waiting',
@@ -600,7 +598,7 @@ export class Sender {
     w.packets += received;
     const elapsed = now - w.start;
     if (elapsed < SLOW_WINDOW_MS) return false;
-    const frameBits = (DATA_HEADER_BYTES + this.opts.symbolSize + this.opts.frameOverhead) * 8;
+    const frameBits = (DATA_HEADER_BYTES + this.geometry.symbolSize + this.opts.frameOverhead) * 8;
     const takenBps = (w.packets * frameBits * 1000) / elapsed;
     const sentBps = ((this.stats.wireBytes - w.sentBytes) * 8 * 1000) / elapsed;
     // Only a window in which the sender offered at least the floor says anything about the receiver.

@@ -1,41 +1,11 @@
 // Real processes on loopback multicast: one `fleetcast send`, several `fleetcast receive`, hashes compared.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const children = new Set<ChildProcess>();
-process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
-
-function run(args: string[], timeoutMs = 60_000): { child: ChildProcess; done: Promise<Run> } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const done = new Promise<Run>((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return { child, done };
-}
+import { run, spawnCli } from '../server/helpers.js';
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 let portSeed = 20000 + Math.floor(Math.random() * 20000);
@@ -132,15 +102,13 @@ test('stdin to stdout: send - and receive -o -', async () => {
     const data = randomBytes(2 * 1024 * 1024 + 7);
     const port = nextPort();
     const common = ['--group', '239.255.77.14', '--port', port, '--interface', 'lo', '--quiet'];
-    const receiver = spawn(process.execPath, [CLI, 'receive', '-o', '-', '--timeout', '30', ...common], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(receiver);
+    const receiver = spawnCli(['receive', '-o', '-', '--timeout', '30', ...common], { stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
-    receiver.stdout.on('data', (d: Buffer) => chunks.push(d));
+    receiver.stdout!.on('data', (d: Buffer) => chunks.push(d));
     const received = new Promise<number | null>((resolve) => receiver.on('close', resolve));
     await new Promise((r) => setTimeout(r, 300));
-    const sender = spawn(process.execPath, [CLI, 'send', '-', '--min-receivers', '1', ...common], { stdio: ['pipe', 'ignore', 'pipe'] });
-    children.add(sender);
-    sender.stdin.end(data);
+    const sender = spawnCli(['send', '-', '--min-receivers', '1', ...common], { stdio: ['pipe', 'ignore', 'pipe'] });
+    sender.stdin!.end(data);
     const senderCode = await new Promise<number | null>((resolve) => sender.on('close', resolve));
     assert.equal(senderCode, 0);
     assert.equal(await received, 0);

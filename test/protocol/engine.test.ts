@@ -159,23 +159,21 @@ test('malformed and forged datagrams are dropped and counted, and transfer still
   assert.ok(net.summary!.stats.drops.malformed + net.summary!.stats.drops.otherSession > 0, 'sender counted bad feedback');
 });
 
+/** Flips a payload byte in this share of data packets (type 2), keeping the header valid. */
+function corruptData(share: number, seed: number): NonNullable<NetworkOptions['tamper']> {
+  const rnd = seededRandom(seed);
+  return (d, fromSender) => {
+    if (fromSender && d[3] === 2 && rnd() < share && d.length > 40) {
+      const c = Uint8Array.from(d);
+      c[30] ^= 0x5a;
+      return c;
+    }
+    return d;
+  };
+}
+
 test('corrupted symbol payloads are caught by block digests and repaired, never written', () => {
-  const rnd = seededRandom(5);
-  const { net, img } = run({
-    bytes: 600_000,
-    receivers: [{}, {}],
-    network: {
-      tamper: (d, fromSender) => {
-        // Flip a payload byte in 1 % of data packets (type 2), keeping the header valid.
-        if (fromSender && d[3] === 2 && rnd() < 0.01 && d.length > 40) {
-          const c = Uint8Array.from(d);
-          c[30] ^= 0x5a;
-          return c;
-        }
-        return d;
-      },
-    },
-  });
+  const { net, img } = run({ bytes: 600_000, receivers: [{}, {}], network: { tamper: corruptData(0.01, 5) } });
   assertAllExact(net, img);
   const mismatches = net.receivers.reduce((n, r) => n + r.engine!.getStats().hashMismatches, 0);
   assert.ok(mismatches > 0, 'corruption was detected');
@@ -345,22 +343,12 @@ test('RaptorQ: a block its first k symbols do not determine asks for more, and c
 });
 
 test('RaptorQ: corrupted symbols are caught by the block digests and repaired', () => {
-  const rnd = seededRandom(6);
+  // Rarer than above: one bad symbol spoils a whole block, and these blocks are larger.
   const { net, img } = run({
     bytes: 600_000,
     sender: { ...RAPTORQ, blockSymbols: 100 },
     receivers: [{ loss: { rate: 0.02 } }, {}],
-    network: {
-      tamper: (d, fromSender) => {
-        // Rarer than above: one bad symbol spoils a whole block, and these blocks are larger.
-        if (fromSender && d[3] === 2 && rnd() < 0.003 && d.length > 40) {
-          const c = Uint8Array.from(d);
-          c[30] ^= 0x5a;
-          return c;
-        }
-        return d;
-      },
-    },
+    network: { tamper: corruptData(0.003, 6) },
   });
   assertAllExact(net, img);
   assert.ok(net.receivers.reduce((n, r) => n + r.engine!.getStats().hashMismatches, 0) > 0, 'corruption was detected');

@@ -1,5 +1,5 @@
 // Test helpers: a real `fleetcast server` process on a temp data folder, CLI runs, API calls.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +17,16 @@ export interface Run {
   stderr: string;
 }
 
-export function run(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<Run> } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+/** A `fleetcast` CLI process, killed if the test process exits first. */
+export function spawnCli(args: string[], opts: SpawnOptions = {}): ChildProcess {
+  const child = spawn(process.execPath, [CLI, ...args], opts);
   children.add(child);
+  child.on('close', () => children.delete(child));
+  return child;
+}
+
+export function run(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<Run> } {
+  const child = spawnCli(args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
@@ -28,7 +35,6 @@ export function run(args: string[], opts: { timeoutMs?: number; env?: NodeJS.Pro
   const done = new Promise<Run>((resolve) =>
     child.on('close', (code) => {
       clearTimeout(timer);
-      children.delete(child);
       resolve({ code, stdout, stderr });
     }),
   );
