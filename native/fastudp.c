@@ -1,12 +1,15 @@
 // Batched UDP I/O for fleetcast (Linux): recvmmsg/sendmmsg on a non-blocking socket watched by a libuv poll
 // handle. Node's dgram costs a syscall, a Buffer, an address object and a JS callback per datagram; here one
-// readiness event lets JS take up to `batch` datagrams per native call, packed into one Buffer, with the
+// readiness event lets JS take up to `batch` datagrams per native call, received straight into a ring that JS
+// sees as one ArrayBuffer (reused for every batch: no copy and no fresh memory per datagram), with the
 // source addresses interned (an id per datagram, the text made once per address).
 //
 // JS protocol (src/transport/native.ts wraps it):
 //   const s = new UdpSocket(family 4|6, onReady(events), batch, slotBytes)
-//   s.meta: ArrayBuffer of uint32 [count, epoch, length × batch, source id × batch], filled by read()
-//   s.read(): Buffer of the datagrams of one recvmmsg, back to back, or null when none is waiting
+//   s.ring: ArrayBuffer of batch × slotBytes: datagram i of the last read() is at meta offset[i]; read()
+//     overwrites it, so JS uses (or copies) a datagram before reading again
+//   s.meta: ArrayBuffer of uint32 [count, epoch, length × batch, source id × batch, offset × batch], filled by read()
+//   s.read(): how many datagrams one recvmmsg took (0: none waiting, or the socket is closed)
 //   s.send(parts[], partCounts Uint8Array, destIds Uint32Array, n): datagrams handed to the kernel (< n:
 //     would block, or s.sendError() tells the error of datagram number `sent`, which is then skipped)
 //   onReady(1 readable | 2 writable) is called from the event loop; s.wantWritable() asks for one 2.
@@ -45,6 +48,7 @@ typedef struct {
   napi_ref self;       // strong while the poll handle is open: an active socket is not collected
   napi_ref on_ready;
   napi_ref meta_ref;
+  napi_ref ring_ref;   // the ring is a JS ArrayBuffer (JS holds views of it): V8 owns and frees it
   uint32_t* meta;
   napi_async_context async_ctx;
   int fd;
@@ -75,7 +79,6 @@ typedef struct {
 
 /** The I/O buffers go as soon as the socket is closed; the address table stays for addressName(). */
 static void free_buffers(Sock* s) {
-  free(s->ring);
   free(s->msgs);
   free(s->iovs);
   free(s->names);
@@ -504,15 +507,15 @@ static napi_value sock_want_writable(napi_env env, napi_callback_info info) {
   return s ? watch(env, s, UV_WRITABLE) : NULL;
 }
 
-/** One recvmmsg: the datagrams back to back in a new Buffer (meta tells count, lengths, sources); null if none. */
+/** One recvmmsg into the ring: returns how many datagrams arrived (meta tells lengths, sources, offsets). */
 static napi_value sock_read(napi_env env, napi_callback_info info) {
-  napi_value null_value;
+  napi_value result;
   Sock* s = unwrap_any(env, info);
   if (!s) return NULL;
-  napi_get_null(env, &null_value);
-  if (s->closed) return null_value;  // closing while a batch is being delivered ends the reading quietly
-  // A flood of oversized datagrams is read away in bounded rounds; the poll handle calls again.
-  for (int round = 0; round < 16; round++) {
+  uint32_t count = 0;
+  // Closing while a batch is being delivered ends the reading quietly. A batch of nothing but oversized
+  // datagrams is read away and the next taken, in bounded rounds under a flood (the poll handle calls again).
+  for (int round = 0; round < 16 && !s->closed && count == 0; round++) {
     ensure_room(s, s->batch);
     for (unsigned i = 0; i < s->batch; i++) {
       s->iovs[i].iov_base = s->ring + (size_t)i * s->slot;
@@ -533,44 +536,30 @@ static napi_value sock_read(napi_env env, napi_callback_info info) {
         s->recv_errors++;
         s->last_recv_errno = errno;
       }
-      return null_value;
+      break;
     }
-    if (n == 0) return null_value;
-    size_t total = 0;
-    uint32_t count = 0;
+    if (n == 0) break;
+    uint32_t* lengths = s->meta + 2;
+    uint32_t* sources = lengths + s->batch;
+    uint32_t* offsets = sources + s->batch;
     for (int i = 0; i < n; i++) {
       if (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
         s->truncated++;
         continue;
       }
-      total += s->msgs[i].msg_len;
+      AddrKey k;
+      key_of(&s->names[i], &k);
+      lengths[count] = s->msgs[i].msg_len;
+      sources[count] = intern(s, &k);
+      offsets[count] = (uint32_t)((size_t)i * s->slot);
       count++;
     }
     s->datagrams += count;
-    if (count == 0) continue;  // all oversized: read on
-    void* data;
-    napi_value buffer;
-    CHECK_NAPI(napi_create_buffer(env, total, &data, &buffer));
-    uint32_t* lengths = s->meta + 2;
-    uint32_t* sources = s->meta + 2 + s->batch;
-    size_t offset = 0;
-    uint32_t j = 0;
-    for (int i = 0; i < n; i++) {
-      if (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
-      unsigned len = s->msgs[i].msg_len;
-      memcpy((char*)data + offset, s->iovs[i].iov_base, len);
-      offset += len;
-      AddrKey k;
-      key_of(&s->names[i], &k);
-      lengths[j] = len;
-      sources[j] = intern(s, &k);
-      j++;
-    }
-    s->meta[0] = count;
-    s->meta[1] = s->epoch;
-    return buffer;
   }
-  return null_value;
+  s->meta[0] = count;
+  s->meta[1] = s->epoch;
+  CHECK_NAPI(napi_create_uint32(env, count, &result));
+  return result;
 }
 
 /** send(parts[], partCounts, destIds, n): sendmmsg without copying; returns how many datagrams went out. */
@@ -755,6 +744,7 @@ static void finalize(napi_env env, void* data, void* hint) {
   s->finalized = 1;
   if (s->on_ready) napi_delete_reference(env, s->on_ready);
   napi_delete_reference(env, s->meta_ref);
+  napi_delete_reference(env, s->ring_ref);
   napi_delete_reference(env, s->self);
   if (s->async_ctx) napi_async_destroy(env, s->async_ctx);
   if (s->poll_open) return;  // on_handle_closed frees
@@ -781,12 +771,11 @@ static napi_value sock_new(napi_env env, napi_callback_info info) {
   s->family = family;
   s->batch = (unsigned)batch;
   s->slot = (size_t)slot;
-  s->ring = malloc((size_t)batch * (size_t)slot);
   s->msgs = calloc((size_t)batch, sizeof *s->msgs);
   s->iovs = calloc((size_t)batch, sizeof *s->iovs);
   s->names = calloc((size_t)batch, sizeof *s->names);
   s->out_msgs = calloc((size_t)batch, sizeof *s->out_msgs);
-  if (!s->ring || !s->msgs || !s->iovs || !s->names || !s->out_msgs || table_reset(s, 64) != 0) {
+  if (!s->msgs || !s->iovs || !s->names || !s->out_msgs || table_reset(s, 64) != 0) {
     free_sock(s);
     return throw_errno(env, "UdpSocket", ENOMEM);
   }
@@ -796,19 +785,23 @@ static napi_value sock_new(napi_env env, napi_callback_info info) {
     free_sock(s);
     return throw_errno(env, "socket", err);
   }
-  napi_value meta, name;
-  void* meta_data;
-  if (napi_create_arraybuffer(env, (size_t)(2 + 2 * batch) * sizeof(uint32_t), &meta_data, &meta) != napi_ok ||
-      napi_create_reference(env, meta, 1, &s->meta_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &s->on_ready) != napi_ok ||
+  napi_value meta, ring, name;
+  void *meta_data, *ring_data;
+  if (napi_create_arraybuffer(env, (size_t)(2 + 3 * batch) * sizeof(uint32_t), &meta_data, &meta) != napi_ok ||
+      napi_create_reference(env, meta, 1, &s->meta_ref) != napi_ok ||
+      napi_create_arraybuffer(env, (size_t)batch * (size_t)slot, &ring_data, &ring) != napi_ok ||
+      napi_create_reference(env, ring, 1, &s->ring_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &s->on_ready) != napi_ok ||
       napi_create_string_utf8(env, "fleetcast:udp", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_async_init(env, self, name, &s->async_ctx) != napi_ok ||
       napi_set_named_property(env, self, "meta", meta) != napi_ok ||
+      napi_set_named_property(env, self, "ring", ring) != napi_ok ||
       napi_wrap(env, self, s, finalize, NULL, &s->self) != napi_ok) {
     close(s->fd);
     free_sock(s);
     return NULL;
   }
   s->meta = meta_data;
+  s->ring = ring_data;
   return self;
 }
 

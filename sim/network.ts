@@ -95,6 +95,12 @@ export interface NetworkOptions {
    * link needs a positive delay (run throws otherwise).
    */
   windowed?: boolean;
+  /**
+   * Hand every datagram to its engine in one reused buffer that is overwritten once the engine returns, as the
+   * batch UDP backend's receive ring is: an engine that keeps a reference to a datagram's memory gets garbage
+   * (and fails its digests) instead of passing by luck. Costs a copy per delivery (default false).
+   */
+  borrowedDatagrams?: boolean;
 }
 
 class LossState {
@@ -266,6 +272,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
   private readonly imageBuffer: Buffer;
   // ---- windowed mode (see NetworkOptions.windowed) ----
   private readonly windowed: boolean;
+  private readonly borrowRing: Uint8Array | null;
   /** Shortest one-way delay of any link: the lookahead. */
   private minDelay = Infinity;
   /** Multicast datagrams that left the sender, in order; logBase is the absolute index of entry 0. */
@@ -312,6 +319,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
     this.keepOutput = options.keepOutput ?? true;
     this.keepEvents = options.keepEvents ?? true;
     this.windowed = options.windowed ?? false;
+    this.borrowRing = options.borrowedDatagrams ? new Uint8Array(65536) : null;
     this.imageBuffer = Buffer.from(image.buffer, image.byteOffset, image.byteLength);
     const scale = options.symbolScale;
     this.dataExtraBytes = scale ? scale.nominalSymbolSize - scale.simSymbolSize : 0;
@@ -524,7 +532,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
           const d = this.topPayload!;
           this.deliveries++;
           if (d.length >= 4 && (d[3]! & 0x7f) === DATA_TYPE) this.receivers[target - 1]!.dataPacketsDelivered++;
-          node.handleDatagram(this.now, d, 'sender');
+          this.handOver(node, this.now, d, 'sender');
         } else {
           if (this.wakeAt[target] !== this.now) continue;
           this.wakeAt[target] = Infinity;
@@ -555,7 +563,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
       if (node !== null && this.now < dieAt[index]!) {
         this.deliveries++;
         if (f.isData) r.dataPacketsDelivered++;
-        node.handleDatagram(this.now, f.datagram, 'sender');
+        this.handOver(node, this.now, f.datagram, 'sender');
         this.driveReceiverNode(index, r, node);
       }
       if (f.cursor >= count) {
@@ -747,7 +755,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
           this.inHead[index] = head;
           this.deliveries++;
           if (d.length >= 4 && (d[3]! & 0x7f) === DATA_TYPE) r.dataPacketsDelivered++;
-          node.handleDatagram(tIn, d, 'sender');
+          this.handOver(node, tIn, d, 'sender');
         } else {
           if (tWake >= bound) break;
           this.now = last = tWake;
@@ -888,10 +896,20 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
     }
   }
 
+  /** Gives `node` a datagram, in the borrowed ring when so configured (NetworkOptions.borrowedDatagrams). */
+  private handOver(node: { handleDatagram(now: number, d: Uint8Array, from: string): void }, now: number, d: Uint8Array, from: string): void {
+    const ring = this.borrowRing;
+    if (!ring) return node.handleDatagram(now, d, from);
+    const view = ring.subarray(0, d.length);
+    view.set(d);
+    node.handleDatagram(now, view, from);
+    view.fill(0xa5);
+  }
+
   /** The sender's event at the top of the queue: feedback from receiver -target, or its timer. False: a stale timer. */
   private senderEvent(sender: SimSenderNode, kind: number, target: number): boolean {
     if (kind === DELIVER) {
-      sender.handleDatagram(this.now, this.topPayload!, this.receivers[-target - 1]!.address);
+      this.handOver(sender, this.now, this.topPayload!, this.receivers[-target - 1]!.address);
     } else {
       if (this.wakeAt[0] !== this.now) return false;
       this.wakeAt[0] = Infinity;

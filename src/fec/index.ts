@@ -16,6 +16,11 @@ export interface ErasureCodec {
   encode(block: Uint8Array, ids: readonly number[]): Uint8Array[];
   /** Rebuild the k*symbolSize-byte block from exactly k symbols with distinct ids (source and/or parity). Returns a fresh buffer. Throws a clear Error on bad input (wrong count, duplicate/out-of-range id, wrong symbol length). */
   decode(ids: readonly number[], symbols: readonly Uint8Array[]): Uint8Array;
+  /**
+   * As decode, in place: `block` (k*symbolSize bytes) already holds the source symbols among `ids` at their
+   * places; only the missing source symbols are written. `symbols` may be views of `block`.
+   */
+  decodeInto(ids: readonly number[], symbols: readonly Uint8Array[], block: Uint8Array): void;
 }
 
 class CauchyCodec implements ErasureCodec {
@@ -45,12 +50,23 @@ class CauchyCodec implements ErasureCodec {
     checkDecodeInput(k, S, ids, symbols);
     const out = new Uint8Array(k * S);
     for (let t = 0; t < k; t++) if (ids[t]! < k) out.set(symbols[t]!, ids[t]! * S);
-    const plan = planDecode(k, ids);
+    this.rebuildMissing(ids, symbols, out);
+    return out;
+  }
+
+  decodeInto(ids: readonly number[], symbols: readonly Uint8Array[], block: Uint8Array): void {
+    const { k, symbolSize: S } = this;
+    checkDecodeInput(k, S, ids, symbols);
+    if (block.length !== k * S) throw new RangeError(`fec decode: block is ${block.length} bytes, expected k*symbolSize = ${k * S}`);
+    this.rebuildMissing(ids, symbols, block);
+  }
+
+  private rebuildMissing(ids: readonly number[], symbols: readonly Uint8Array[], out: Uint8Array): void {
+    const plan = planDecode(this.k, ids);
     if (plan.missing.length > 0) {
       const inputs = plan.terms.map((t) => symbols[t]!);
-      this.kernel.combine(S, inputs, plan.coefs, plan.missing, out);
+      this.kernel.combine(this.symbolSize, inputs, plan.coefs, plan.missing, out);
     }
-    return out;
   }
 }
 

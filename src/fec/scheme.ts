@@ -75,24 +75,29 @@ export interface BlockEncoder {
   dispose(): void;
 }
 
-/** Collects one block's symbols and rebuilds its source once enough have arrived. */
+/**
+ * Collects one block's symbols and rebuilds its source once enough have arrived. Symbols are copied as they
+ * arrive (source symbols straight to their place in the block), so the caller may reuse a datagram's memory
+ * as soon as add() returns: a receive ring reused for every batch costs no fresh pages.
+ */
 export interface BlockDecoder {
-  /** Adds symbol `id` (exactly symbolSize bytes; zero-pad a short last symbol). False if it brings nothing new. */
+  /**
+   * Adds symbol `id`: symbolSize bytes, or fewer for a source symbol (the image's short last one is zero-padded).
+   * False if it brings nothing new.
+   */
   add(id: number, symbol: Uint8Array): boolean;
   /** Distinct symbols held. */
   readonly received: number;
   /** Symbols still lacking before decode() can succeed (at least 1 after a failed attempt). */
   readonly missing: number;
   /**
-   * The k * symbolSize-byte source block, or null when the symbols held do not determine it yet (then
-   * `missing` >= 1). Frees the working memory on success. `output` (k * symbolSize bytes), if given, receives
-   * the block when it is assembled or decoded here (memory already in use is far cheaper than fresh pages);
-   * otherwise, or when a codec returns its own buffer, the result is a fresh buffer.
+   * The k * symbolSize-byte source block (the decoder's working block), or null when the symbols held do not
+   * determine it yet (then `missing` >= 1). Frees the working memory other than the block on success.
    */
-  decode(output?: Uint8Array): Uint8Array | null;
+  decode(): Uint8Array | null;
   /** Whether decoding needed the code (some source symbol came from repair symbols). */
   readonly repaired: boolean;
-  /** Frees the working memory (the block is abandoned). */
+  /** Frees the working memory (the block is abandoned); the working block may be reused by the caller. */
   dispose(): void;
 }
 
@@ -108,27 +113,44 @@ export function blockEncoder(scheme: FecScheme, block: Uint8Array, k: number, sy
   return { repair: (ids) => codec.encode(block, ids), dispose: () => undefined };
 }
 
-export function blockDecoder(scheme: FecScheme, k: number, symbolSize: number): BlockDecoder {
-  return scheme === FecScheme.RaptorQ ? new RaptorQBlockDecoder(k, symbolSize) : new ReedSolomonBlockDecoder(k, symbolSize);
+/**
+ * `block` (k * symbolSize bytes, any content) is the working block the source is assembled and decoded in:
+ * memory already in use is far cheaper than fresh pages, whose first touch costs more than the copy.
+ * Default: a fresh zeroed one.
+ */
+export function blockDecoder(scheme: FecScheme, k: number, symbolSize: number, block?: Uint8Array): BlockDecoder {
+  if (block !== undefined && block.length !== k * symbolSize) throw new RangeError(`fec: working block is ${block.length} bytes, expected ${k * symbolSize}`);
+  const out = block ?? new Uint8Array(k * symbolSize);
+  return scheme === FecScheme.RaptorQ ? new RaptorQBlockDecoder(k, symbolSize, out) : new ReedSolomonBlockDecoder(k, symbolSize, out);
+}
+
+/** Copies a source symbol to its place in the working block, zero-padding a short (last) one. */
+function placeSource(block: Uint8Array, id: number, symbol: Uint8Array, symbolSize: number): void {
+  const at = id * symbolSize;
+  block.set(symbol, at);
+  if (symbol.length < symbolSize) block.fill(0, at + symbol.length, at + symbolSize);
 }
 
 class ReedSolomonBlockDecoder implements BlockDecoder {
+  /** Ids held (at most k), and for repair ids their copied symbols (source symbols live in the block). */
   private readonly ids: number[] = [];
-  private readonly symbols: Uint8Array[] = [];
+  private readonly repairs = new Map<number, Uint8Array>();
   private readonly have = new Uint8Array(MAX_SYMBOL_ID + 1);
   repaired = false;
 
   constructor(
     private readonly k: number,
     private readonly symbolSize: number,
+    private readonly block: Uint8Array,
   ) {}
 
   add(id: number, symbol: Uint8Array): boolean {
-    checkSymbol(id, symbol, this.symbolSize, MAX_SYMBOL_ID);
+    checkSymbol(id, symbol, this.k, this.symbolSize, MAX_SYMBOL_ID);
     if (this.have[id] || this.ids.length >= this.k) return false;
     this.have[id] = 1;
     this.ids.push(id);
-    this.symbols.push(symbol); // kept by reference: the datagram's buffer is not reused
+    if (id < this.k) placeSource(this.block, id, symbol, this.symbolSize);
+    else this.repairs.set(id, Uint8Array.prototype.slice.call(symbol));
     return true;
   }
 
@@ -140,35 +162,33 @@ class ReedSolomonBlockDecoder implements BlockDecoder {
     return this.k - this.ids.length;
   }
 
-  decode(output?: Uint8Array): Uint8Array | null {
-    const { k, symbolSize: L } = this;
+  decode(): Uint8Array | null {
+    const { k, symbolSize: L, block } = this;
     if (this.ids.length < k) return null;
-    let sources = 0;
-    for (const id of this.ids) if (id < k) sources++;
-    if (sources < k) {
+    if (this.repairs.size > 0) {
       this.repaired = true;
-      return getCodec(k, L).decode(this.ids, this.symbols);
+      const symbols = this.ids.map((id) => (id < k ? block.subarray(id * L, (id + 1) * L) : this.repairs.get(id)!));
+      getCodec(k, L).decodeInto(this.ids, symbols, block);
+      this.repairs.clear();
     }
-    const out = outputFor(output, k * L);
-    for (let i = 0; i < k; i++) out.set(this.symbols[i]!, this.ids[i]! * L);
-    return out;
+    return block;
   }
 
   dispose(): void {
     this.ids.length = 0;
-    this.symbols.length = 0;
+    this.repairs.clear();
   }
 }
 
 /**
- * Symbols are kept by reference until decoding: a block whose source symbols all arrived is assembled with one
- * copy and never touches the RaptorQ decoder, and a damaged one borrows the decoder's memory only while it
- * decodes (from the pool: fresh memory costs a page fault per 4 KiB, more than the solve itself).
+ * Source symbols go to their place in the working block as they arrive and repair symbols are copied aside:
+ * a block whose source symbols all arrived never touches the RaptorQ decoder, and a damaged one borrows the
+ * decoder's memory (from the pool: fresh memory costs a page fault per 4 KiB, more than the solve itself)
+ * only while it decodes.
  */
 class RaptorQBlockDecoder implements BlockDecoder {
-  private readonly ids: number[] = [];
-  private readonly symbols: Uint8Array[] = [];
   private readonly have = new Set<number>();
+  private readonly repairs = new Map<number, Uint8Array>();
   private sources = 0;
   /** Symbols decoding needs: k, then one more than held after each failed attempt. */
   private target: number;
@@ -179,22 +199,27 @@ class RaptorQBlockDecoder implements BlockDecoder {
   constructor(
     private readonly k: number,
     private readonly symbolSize: number,
+    private readonly block: Uint8Array,
   ) {
     checkBlockShape('raptorq decoder', k, symbolSize);
     this.target = k;
   }
 
   add(id: number, symbol: Uint8Array): boolean {
-    checkSymbol(id, symbol, this.symbolSize, MAX_ESI);
+    checkSymbol(id, symbol, this.k, this.symbolSize, MAX_ESI);
     if (this.have.has(id)) return false;
     this.have.add(id);
-    if (this.decoder) this.decoder.add(id, symbol);
-    else {
-      this.ids.push(id);
-      this.symbols.push(symbol); // kept by reference: the datagram's buffer is not reused
-    }
-    if (id < this.k) this.sources++;
+    if (id < this.k) {
+      this.sources++;
+      placeSource(this.block, id, symbol, this.symbolSize);
+      if (this.decoder) this.decoder.add(id, this.sourceSymbol(id));
+    } else if (this.decoder) this.decoder.add(id, symbol);
+    else this.repairs.set(id, Uint8Array.prototype.slice.call(symbol));
     return true;
+  }
+
+  private sourceSymbol(id: number): Uint8Array {
+    return this.block.subarray(id * this.symbolSize, (id + 1) * this.symbolSize);
   }
 
   get received(): number {
@@ -205,44 +230,38 @@ class RaptorQBlockDecoder implements BlockDecoder {
     return Math.max(0, this.target - this.have.size);
   }
 
-  decode(output?: Uint8Array): Uint8Array | null {
-    const { k, symbolSize: L } = this;
+  decode(): Uint8Array | null {
+    const { k, block } = this;
     if (this.have.size < this.target) return null;
-    if (this.sources === k && !this.decoder) {
-      const out = outputFor(output, k * L);
-      for (let i = 0; i < this.ids.length; i++) if (this.ids[i]! < k) out.set(this.symbols[i]!, this.ids[i]! * L);
-      return out;
+    if (this.sources === k) {
+      this.dispose();
+      return block;
     }
     if (!this.decoder) {
-      this.decoder = new RaptorQDecoder(k, L);
-      for (let i = 0; i < this.ids.length; i++) this.decoder.add(this.ids[i]!, this.symbols[i]!);
-      this.ids.length = 0;
-      this.symbols.length = 0;
+      // The decoder copies what it is given, so the block can then take its output.
+      this.decoder = new RaptorQDecoder(k, this.symbolSize);
+      for (const id of this.have) this.decoder.add(id, id < k ? this.sourceSymbol(id) : this.repairs.get(id)!);
+      this.repairs.clear();
     }
-    const out = this.decoder.tryDecode(output && outputFor(output, k * L));
-    if (!out) {
+    if (!this.decoder.tryDecode(block)) {
       this.target = this.have.size + 1;
       return null;
     }
     this.repaired = true;
-    return out;
+    this.dispose();
+    return block;
   }
 
   dispose(): void {
     this.decoder?.dispose();
     this.decoder = null;
-    this.ids.length = 0;
-    this.symbols.length = 0;
+    this.repairs.clear();
   }
 }
 
-function outputFor(output: Uint8Array | undefined, bytes: number): Uint8Array {
-  if (output === undefined) return new Uint8Array(bytes);
-  if (output.length !== bytes) throw new RangeError(`fec: output is ${output.length} bytes, expected ${bytes}`);
-  return output;
-}
-
-function checkSymbol(id: number, symbol: Uint8Array, symbolSize: number, maxId: number): void {
+function checkSymbol(id: number, symbol: Uint8Array, k: number, symbolSize: number, maxId: number): void {
   if (!Number.isInteger(id) || id < 0 || id > maxId) throw new RangeError(`fec: symbol id ${id} out of range 0..${maxId}`);
-  if (symbol.length !== symbolSize) throw new RangeError(`fec: symbol ${id} is ${symbol.length} bytes, expected ${symbolSize}`);
+  if (symbol.length !== symbolSize && !(id < k && symbol.length > 0 && symbol.length < symbolSize)) {
+    throw new RangeError(`fec: symbol ${id} is ${symbol.length} bytes, expected ${symbolSize}`);
+  }
 }

@@ -89,7 +89,8 @@ const COMPLETE = 1;
 const AWAITING_HASH = 2;
 const MAX_MISMATCHES_PER_BLOCK = 3;
 const CONFIRM_TRIES = 12;
-const MAX_SPARE_BLOCKS = 8;
+/** Block buffers kept for reuse: up to this many bytes, at least 4 and at most 64 blocks. */
+const SPARE_BLOCK_BYTES = 64 * 2 ** 20;
 
 interface PartialBlock {
   decoder: BlockDecoder;
@@ -238,9 +239,10 @@ export class Receiver {
    */
   recycleBlock(data: Uint8Array): void {
     const g = this.geometry;
-    if (!g || data.byteOffset !== 0 || data.buffer.byteLength !== g.blockBytes || this.spareBlocks.length >= MAX_SPARE_BLOCKS) return;
-    const whole = new Uint8Array(data.buffer, 0, g.blockBytes);
-    if (!this.spareBlocks.includes(whole)) this.spareBlocks.push(whole);
+    if (!g || data.byteOffset !== 0 || data.buffer.byteLength !== g.blockBytes) return;
+    const maxSpares = Math.min(64, Math.max(4, Math.floor(SPARE_BLOCK_BYTES / g.blockBytes)));
+    if (this.spareBlocks.length >= maxSpares || this.spareBlocks.some((spare) => spare.buffer === data.buffer)) return;
+    this.spareBlocks.push(new Uint8Array(data.buffer, 0, g.blockBytes));
   }
 
   /** The application gives up (disk full, user interrupt): tells the sender and fails. */
@@ -525,19 +527,14 @@ export class Receiver {
     if (d.payload.length !== expectedLength) throw new WireError(`symbol ${id} of block ${b} has ${d.payload.length} bytes, expected ${expectedLength}`);
     let p = this.partial.get(b);
     if (!p) {
-      p = { decoder: blockDecoder(g.fec, k, g.symbolSize), seen: 0, lastReceived: now, plannedEnd: 0, trustedPlan: 0 };
+      p = { decoder: blockDecoder(g.fec, k, g.symbolSize, k === g.blockSymbols ? this.spareBlocks.pop() : undefined), seen: 0, lastReceived: now, plannedEnd: 0, trustedPlan: 0 };
       this.partial.set(b, p);
     }
     p.lastReceived = now;
     if (d.tsn + 1 > p.seen) p.seen = d.tsn + 1;
     if (d.plannedEnd > p.plannedEnd) p.plannedEnd = d.plannedEnd;
-    // The code works on whole symbols: the image's short last symbol is zero-padded (one copy per image).
-    let symbol = d.payload;
-    if (symbol.length < g.symbolSize) {
-      symbol = new Uint8Array(g.symbolSize);
-      symbol.set(d.payload);
-    }
-    if (!p.decoder.add(id, symbol)) {
+    // Copied: the datagram's memory is the socket's to reuse once this returns.
+    if (!p.decoder.add(id, d.payload)) {
       this.stats.drops.duplicate++;
       return;
     }
@@ -562,9 +559,7 @@ export class Receiver {
   /** Rebuilds a block that holds enough symbols; false if they did not suffice (a rare RaptorQ case: ask for one more). */
   private decodeBlock(now: number, b: number, p: PartialBlock): boolean {
     const g = this.geometry!;
-    const spare = sourceSymbols(g, b) === g.blockSymbols ? this.spareBlocks.pop() : undefined;
-    const data = p.decoder.decode(spare);
-    if (spare && data !== spare) this.spareBlocks.push(spare);
+    const data = p.decoder.decode();
     if (!data) {
       this.stats.decodeFailures++;
       return false;
@@ -597,6 +592,7 @@ export class Receiver {
     const count = (this.mismatches.get(b) ?? 0) + 1;
     this.mismatches.set(b, count);
     this.blockState[b] = EMPTY;
+    this.recycleBlock(block);
     if (count >= MAX_MISMATCHES_PER_BLOCK) {
       this.fail('hash-mismatch', `block ${b} failed verification ${count} times: the data or its digest is corrupt`);
       return;

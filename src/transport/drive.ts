@@ -5,6 +5,7 @@ import type { Transmit } from '../protocol/common.js';
 import type { DatagramSocket } from './sockets.js';
 
 export interface Engine {
+  /** `datagram` is borrowed: the socket reuses its memory once this returns, so engines copy what they keep. */
   handleDatagram(now: number, datagram: Uint8Array, from: string): void;
   handleTimeout(now: number): void;
   nextTimeout(now: number): number | null;

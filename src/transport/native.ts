@@ -4,8 +4,10 @@ import { fileURLToPath } from 'node:url';
 
 /** The addon's socket, as native/fastudp.c defines it (src/transport/sockets.ts BatchSocket is its only user). */
 export interface NativeUdpSocket {
-  /** uint32 [count, address epoch, length × batch, source id × batch], filled by read(). */
+  /** uint32 [count, address epoch, length × batch, source id × batch, ring offset × batch], filled by read(). */
   readonly meta: ArrayBuffer;
+  /** batch × slotBytes: read() receives into it, overwriting the previous batch. */
+  readonly ring: ArrayBuffer;
   /** Binds (null: any address); returns the bound port. */
   bind(address: string | null, port: number, reuseAddr: boolean): number;
   /** Asks for receive and send buffers; returns what the kernel granted [receive, send] (Linux reports double). */
@@ -17,8 +19,8 @@ export interface NativeUdpSocket {
   start(): void;
   /** onReady(2) once the socket can take datagrams again. */
   wantWritable(): void;
-  /** The datagrams of one recvmmsg back to back, or null when none is waiting (or the socket is closed). */
-  read(): Buffer | null;
+  /** One recvmmsg into the ring: how many datagrams it took (0 when none is waiting, or the socket is closed). */
+  read(): number;
   /** sendmmsg of n gathered datagrams: parts flat, partCounts[i] parts each, to interned address destIds[i]. */
   send(parts: readonly Uint8Array[], partCounts: Uint8Array, destIds: Uint32Array, n: number): number;
   /** Why the last send stopped short: null when the socket would block. */

@@ -30,7 +30,11 @@ export interface DatagramSocket {
   /** Outgoing multicast interface (IPv4 address or "::%name"), TTL and loopback; undefined leaves one as it is. */
   setMulticast(iface: string | undefined, ttl?: number, loopback?: boolean): void;
   addMembership(group: string, iface?: string): void;
-  /** Hands every datagram received to `sink`, then calls `batchEnd` after each batch (one datagram for dgram). */
+  /**
+   * Hands every datagram received to `sink`, then calls `batchEnd` after each batch (one datagram for dgram).
+   * The datagram's memory is the socket's again once `sink` returns (the batch backend reuses its receive
+   * ring): copy what must outlive the call.
+   */
   listen(sink: (datagram: Buffer, from: string) => void, batchEnd: () => void): void;
   /**
    * Takes a datagram to `to` ("address:port", null: the group), gathered from parts that are not copied (they
@@ -174,6 +178,7 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
   readonly io = 'batch';
   private readonly native: NativeUdpSocket;
   private readonly meta: Uint32Array;
+  private readonly ring: Buffer;
   private readonly batch: number;
   /** Source address text by id, and ids by text, of the native table's current epoch. */
   private names: string[] = [];
@@ -204,6 +209,7 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
     this.batch = opts.batch ?? 64;
     this.native = new loaded.addon.UdpSocket(family, (events) => this.onReady(events), this.batch, opts.slotBytes ?? 65536);
     this.meta = new Uint32Array(this.native.meta);
+    this.ring = Buffer.from(this.native.ring);
     this.partCounts = new Uint8Array(this.batch);
     this.destIds = new Uint32Array(this.batch);
   }
@@ -306,22 +312,20 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
   private readBatches(): void {
     const meta = this.meta;
     for (let round = 0; round < 2 && !this.closed; round++) {
-      const data = this.native.read();
-      if (data === null) return;
-      const count = meta[0]!;
+      const count = this.native.read();
+      if (count === 0) return;
       if (meta[1] !== this.epoch) this.forgetAddresses();
-      let offset = 0;
       for (let i = 0; i < count && !this.closed; i++) {
         const length = meta[2 + i]!;
         const id = meta[2 + this.batch + i]!;
+        const offset = meta[2 + 2 * this.batch + i]!;
         let from = this.names[id];
         if (from === undefined) {
           from = this.native.addressName(id);
           this.names[id] = from;
           this.ids.set(from, id);
         }
-        this.sink(data.subarray(offset, offset + length), from);
-        offset += length;
+        this.sink(this.ring.subarray(offset, offset + length), from);
       }
       this.batchEnd();
     }

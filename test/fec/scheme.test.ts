@@ -48,8 +48,17 @@ test('any scheme: a block survives random losses with as many repair symbols as 
         const lost = new Set<number>();
         for (let i = 0; i < k; i++) if (((x = (x * 1103515245 + 12345) >>> 0) >>> 16) % 3 === 0) lost.add(i);
         const encoder = blockEncoder(scheme, block, k, symbolSize);
-        const decoder = blockDecoder(scheme, k, symbolSize);
-        for (let i = 0; i < k; i++) if (!lost.has(i)) assert.equal(decoder.add(i, block.subarray(i * symbolSize, (i + 1) * symbolSize)), true);
+        // The working block starts as garbage (a recycled buffer), and every symbol's memory is overwritten
+        // once add() returns (a reused receive ring): the decoder must copy what it keeps.
+        const decoder = blockDecoder(scheme, k, symbolSize, new Uint8Array(k * symbolSize).fill(0x5a));
+        const ring = new Uint8Array(symbolSize);
+        const give = (id: number, symbol: Uint8Array): boolean => {
+          ring.set(symbol);
+          const added = decoder.add(id, ring);
+          ring.fill(0xa5);
+          return added;
+        };
+        for (let i = 0; i < k; i++) if (!lost.has(i)) assert.equal(give(i, block.subarray(i * symbolSize, (i + 1) * symbolSize)), true);
         assert.equal(decoder.missing, lost.size);
         let next = k;
         let out = decoder.missing === 0 ? decoder.decode() : null;
@@ -57,7 +66,7 @@ test('any scheme: a block survives random losses with as many repair symbols as 
           const needed = decoder.missing;
           assert.ok(needed >= 1);
           const ids = Array.from({ length: needed }, () => next++);
-          encoder.repair(ids).forEach((symbol, i) => decoder.add(ids[i]!, symbol));
+          encoder.repair(ids).forEach((symbol, i) => give(ids[i]!, symbol));
           out = decoder.decode();
           assert.ok(next - k <= lost.size + 3, 'decodes with at most a few symbols beyond k');
         }
@@ -78,9 +87,38 @@ test('any scheme: duplicates bring nothing; bad ids and lengths are refused clea
     assert.equal(decoder.received, 1);
     assert.equal(decoder.missing, 3);
     assert.equal(decoder.decode(), null);
-    assert.throws(() => decoder.add(2, new Uint8Array(7)), /symbol 2 is 7 bytes, expected 8/);
+    assert.throws(() => decoder.add(4, new Uint8Array(7)), /symbol 4 is 7 bytes, expected 8/);
+    assert.throws(() => decoder.add(2, new Uint8Array(9)), /symbol 2 is 9 bytes, expected 8/);
+    assert.throws(() => decoder.add(2, new Uint8Array(0)), /symbol 2 is 0 bytes, expected 8/);
     assert.throws(() => decoder.add(-1, new Uint8Array(8)), /symbol id -1 out of range/);
     decoder.dispose();
   }
   assert.throws(() => blockDecoder(FecScheme.ReedSolomon, 4, 8).add(256, new Uint8Array(8)), /out of range 0..255/);
+  assert.throws(() => blockDecoder(FecScheme.ReedSolomon, 4, 8, new Uint8Array(31)), /working block is 31 bytes, expected 32/);
+});
+
+test('any scheme: a short source symbol (the image\'s last) is zero-padded in a recycled working block, and decodes through repair', () => {
+  const k = 6;
+  const L = 16;
+  const block = new Uint8Array(k * L);
+  for (let i = 0; i < 5 * L + 3; i++) block[i] = (i * 37 + 11) & 0xff; // the last symbol holds 3 bytes, then zeros
+  for (const scheme of SCHEMES) {
+    const encoder = blockEncoder(scheme, block, k, L);
+    for (const lose of [0, 5]) {
+      const decoder = blockDecoder(scheme, k, L, new Uint8Array(k * L).fill(0xff));
+      for (let i = 0; i < k; i++) {
+        if (i === lose) continue;
+        decoder.add(i, i === k - 1 ? block.subarray(i * L, i * L + 3) : block.subarray(i * L, (i + 1) * L));
+      }
+      let next = k;
+      let out = decoder.decode();
+      while (!out) {
+        decoder.add(next, encoder.repair([next])[0]!);
+        next++;
+        out = decoder.decode();
+      }
+      assert.ok(Buffer.from(out).equals(Buffer.from(block)), `${FecScheme[scheme]}, symbol ${lose} lost`);
+    }
+    encoder.dispose();
+  }
 });
