@@ -863,8 +863,10 @@ export class Sender {
   private pickBlock(): number {
     if (this.currentBurst >= 0 && this.pending(this.currentBurst)) {
       if (this.cache.has(this.currentBurst)) return this.currentBurst;
-      // Evicted mid-burst (the cache is smaller than the image): read it again rather than spin waiting for it.
+      // Evicted mid-burst (the cache is smaller than the image): read it again rather than spin waiting for it,
+      // and queue the rest of the burst, or nothing would send it (its receivers' requests are already planned).
       this.request(this.currentBurst);
+      this.addUrgent(this.currentBurst);
     }
     for (let i = 0; i < this.urgent.length && i < 16; i++) {
       const b = this.urgent[i]!;

@@ -371,6 +371,24 @@ test('large blocks and a cache of 4: read-ahead never evicts the block about to 
   assert.equal(net.summary!.stats.blocksRead, 40);
 });
 
+test('a block evicted from the cache mid-burst is read again and its burst finished (cache of 4 blocks, 5 % loss)', () => {
+  // Before the fix the rest of such a burst was planned but queued nowhere: the receivers' requests were already
+  // covered by the plan, so nothing ever sent it and the session never ended (53 of 60 seeds here).
+  for (const [fec, blockSymbols] of [[FecScheme.ReedSolomon, 64], [FecScheme.RaptorQ, 200]] as const) {
+    for (const seed of [2, 5, 9]) {
+      const { net, img } = run({
+        bytes: 16 * blockSymbols * 1000 + 123,
+        seed,
+        sender: { fec, blockSymbols, minReceivers: 1, cacheBytes: 4 * blockSymbols * 1000 },
+        receivers: [{ loss: { rate: 0.05 } }],
+        untilMs: 120_000,
+      });
+      assertAllExact(net, img);
+      assert.ok(net.summary!.stats.blocksRead > 16, 'blocks were evicted and read again');
+    }
+  }
+});
+
 test('recycled block buffers are reused for later blocks, and every block still arrives intact', () => {
   const img = image(64 * 1000 * 12 + 345, 7);
   const sender = new Sender({ sessionId: 5, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0 }, 0);
