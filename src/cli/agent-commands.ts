@@ -5,24 +5,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  checkTargetConfigs,
-  defaultAgentConfig,
-  DirectoryContentProvider,
-  loadAgentConfig,
-  parseAssignment,
-  parseSequenceText,
-  parseTargetOption,
-  runSequence,
-  RunnerSetupError,
-  SequenceValidationError,
-  StepFailure,
-  validateSequence,
-  type Reporter,
-  type RunResult,
-  type StatusMessage,
-  type TaskSequence,
-} from '../agent/index.js';
+// Types only: the agent (disk tools, content formats, the runner) is loaded when an agent command runs, so
+// that every other command starts without it.
+import type { Reporter, RunResult, StatusMessage, TaskSequence } from '../agent/index.js';
 import { formatBytes } from './units.js';
 
 /** Exit codes of `fleetcast agent run-sequence` and `validate` (README "Task sequences"). */
@@ -42,7 +27,7 @@ export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function readSequenceFile(file: string): TaskSequence {
+function readSequenceFile(file: string, parseSequenceText: (text: string) => TaskSequence): TaskSequence {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -136,7 +121,8 @@ export function registerAgentCommands(program: Command): void {
     .description('check a task sequence document and list every problem with its path')
     .argument('<file>', 'task sequence JSON')
     .option('--json', 'print the result as JSON on stdout')
-    .action((file: string, o: { json?: boolean }) => {
+    .action(async (file: string, o: { json?: boolean }) => {
+      const { validateSequence } = await import('../agent/index.js');
       let input: unknown;
       try {
         input = JSON.parse(readFileSync(file, 'utf8'));
@@ -176,9 +162,11 @@ export function registerAgentCommands(program: Command): void {
     .option('--json', 'print a JSON summary on stdout when done')
     .option('-q, --quiet', 'no step output on stderr')
     .action(async (file: string, o) => {
+      const { checkTargetConfigs, defaultAgentConfig, DirectoryContentProvider, loadAgentConfig, parseAssignment, parseSequenceText, parseTargetOption, runSequence, RunnerSetupError, SequenceValidationError, StepFailure } =
+        await import('../agent/index.js');
       let sequence: TaskSequence;
       try {
-        sequence = readSequenceFile(file);
+        sequence = readSequenceFile(file, parseSequenceText);
       } catch (err) {
         if (err instanceof SequenceValidationError) say(err.message);
         else say((err as Error).message);
