@@ -142,6 +142,8 @@ class WriteBehind {
   private unflushed = 0;
   private inFlight: Promise<void> | null = null;
   private stopped = false;
+  /** Kept: Linux reports a failed writeback once, so the final fsync could succeed after losing data. */
+  private failure: Error | null = null;
 
   constructor(
     private readonly every: number,
@@ -161,15 +163,17 @@ class WriteBehind {
       (err: Error) => {
         this.stopped = true;
         this.inFlight = null;
+        this.failure = err;
         this.onError(err);
       },
     );
   }
 
-  /** Starts no more flushes; resolves when the one in flight is over (its failure goes to onError). */
+  /** Starts no more flushes; once the one in flight is over, rejects if any flush failed. */
   async stop(): Promise<void> {
     this.stopped = true;
     await this.inFlight;
+    if (this.failure) throw this.failure;
   }
 }
 
@@ -391,7 +395,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
   if (!result.ok) {
     // Never leave a partial image where a complete one is expected (a kept one is named .part).
     const handle = fh as fs.FileHandle | null;
-    await (writeBehind as WriteBehind | null)?.stop();
+    await (writeBehind as WriteBehind | null)?.stop().catch(() => undefined);
     await handle?.sync().catch(() => undefined);
     await handle?.close().catch(() => undefined);
     if (!opts.resume || result.reason === 'hash-mismatch' || result.reason === 'too-large') await fs.rm(partPath, { force: true });
