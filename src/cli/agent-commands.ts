@@ -2,28 +2,13 @@
 // media), and validate sequence documents. The server-driven agent (policy polling) plugs into the same
 // runner: it supplies the sequence, deployment variables, a server ContentProvider and a server Reporter.
 import { Command, InvalidArgumentError } from 'commander';
-import cliProgress from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  checkTargetConfigs,
-  defaultAgentConfig,
-  DirectoryContentProvider,
-  loadAgentConfig,
-  parseAssignment,
-  parseSequenceText,
-  parseTargetOption,
-  runSequence,
-  RunnerSetupError,
-  SequenceValidationError,
-  StepFailure,
-  validateSequence,
-  type Reporter,
-  type RunResult,
-  type StatusMessage,
-  type TaskSequence,
-} from '../agent/index.js';
-import { formatBytes } from './units.js';
+// Types only: the agent (disk tools, content formats, the runner) is loaded when an agent command runs, so
+// that every other command starts without it.
+import type { Reporter, RunResult, StatusMessage, TaskSequence } from '../agent/index.js';
+import { progressBar } from './shared.js';
 
 /** Exit codes of `fleetcast agent run-sequence` and `validate` (README "Task sequences"). */
 export const AgentExit = {
@@ -42,7 +27,7 @@ export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function readSequenceFile(file: string): TaskSequence {
+function readSequenceFile(file: string, parseSequenceText: (text: string) => TaskSequence): TaskSequence {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -54,7 +39,7 @@ function readSequenceFile(file: string): TaskSequence {
 
 /** Step-by-step lines on stderr, and a progress bar for long phases when stderr is a terminal. */
 export class ConsoleReporter implements Reporter {
-  private bar: cliProgress.SingleBar | null = null;
+  private bar: SingleBar | null = null;
   private barKey = '';
 
   constructor(private readonly quiet: boolean) {}
@@ -75,14 +60,10 @@ export class ConsoleReporter implements Reporter {
         const key = `${m.step?.path}:${p.phase}`;
         if (key !== this.barKey) {
           this.stopBar();
-          const bytes = p.unit === 'bytes';
-          this.bar = new cliProgress.SingleBar(
-            { format: `  ${p.phase} |{bar}| {percentage}% ${bytes ? '{value}/{total}' : ''}`, stream: process.stderr, hideCursor: true, formatValue: (v, _o, type) => (bytes && (type === 'value' || type === 'total') ? formatBytes(v) : String(v)) },
-            cliProgress.Presets.shades_classic,
-          );
-          this.bar.start(p.total, p.done);
+          this.bar = progressBar(true, `  ${p.phase} |{bar}| {percentage}% ${p.unit === 'bytes' ? '{value}/{total}' : ''}`);
+          this.bar?.start(p.total, p.done);
           this.barKey = key;
-        } else this.bar!.update(p.done);
+        } else this.bar?.update(p.done);
         return;
       }
       case 'step-started':
@@ -136,7 +117,8 @@ export function registerAgentCommands(program: Command): void {
     .description('check a task sequence document and list every problem with its path')
     .argument('<file>', 'task sequence JSON')
     .option('--json', 'print the result as JSON on stdout')
-    .action((file: string, o: { json?: boolean }) => {
+    .action(async (file: string, o: { json?: boolean }) => {
+      const { validateSequence } = await import('../agent/index.js');
       let input: unknown;
       try {
         input = JSON.parse(readFileSync(file, 'utf8'));
@@ -176,9 +158,11 @@ export function registerAgentCommands(program: Command): void {
     .option('--json', 'print a JSON summary on stdout when done')
     .option('-q, --quiet', 'no step output on stderr')
     .action(async (file: string, o) => {
+      const { checkTargetConfigs, defaultAgentConfig, DirectoryContentProvider, loadAgentConfig, parseAssignment, parseSequenceText, parseTargetOption, runSequence, RunnerSetupError, SequenceValidationError, StepFailure } =
+        await import('../agent/index.js');
       let sequence: TaskSequence;
       try {
-        sequence = readSequenceFile(file);
+        sequence = readSequenceFile(file, parseSequenceText);
       } catch (err) {
         if (err instanceof SequenceValidationError) say(err.message);
         else say((err as Error).message);

@@ -4,8 +4,10 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
-import { defaultAgentConfig, loadAgentConfig, parseAssignment, parseTargetOption, checkTargetConfigs, type AgentConfig } from '../agent/index.js';
-import { AgentService, lockDataDir, lockHolder, type ServiceOutcome } from '../agent/service.js';
+// The agent itself (index.js, service.js) is loaded when an agent command runs: other commands start without it.
+import type { AgentConfig } from '../agent/index.js';
+import type { ServiceOutcome } from '../agent/service.js';
+import { parseAssignment } from '../agent/variables.js';
 import type { ApiClient } from '../client/api.js';
 import type { CollectionRecord, CollectionRule, DeploymentRecord, DeviceDeploymentSummary, DeviceRecord, TaskSequenceRecord, TaskSequenceVersion } from '../db/deployment-repositories.js';
 import type { FieldProblem } from '../server/api-types.js';
@@ -432,9 +434,10 @@ function serviceOptions(cmd: Command): Command {
     .option('-q, --quiet', 'no step output on stderr');
 }
 
-function serviceConfig(o: Record<string, any>): { config: AgentConfig; server: string } {
+async function serviceConfig(o: Record<string, any>): Promise<{ config: AgentConfig; server: string }> {
   const server = o.server ?? process.env.FLEETCAST_SERVER;
   if (!server) throw new Error('give the site server: --server URL (or FLEETCAST_SERVER)');
+  const { checkTargetConfigs, defaultAgentConfig, loadAgentConfig, parseTargetOption } = await import('../agent/index.js');
   const config = o.config ? loadAgentConfig(o.config) : defaultAgentConfig();
   if (o.data) {
     config.dataDir = resolve(o.data);
@@ -454,13 +457,14 @@ const OUTCOME_EXIT: Record<ServiceOutcome, number> = { stopped: AgentExit.ok, fa
 async function runService(o: Record<string, any>, only?: number): Promise<void> {
   let setup;
   try {
-    setup = serviceConfig(o);
+    setup = await serviceConfig(o);
   } catch (err) {
     say((err as Error).message);
     process.exitCode = AgentExit.usage;
     return;
   }
   const { config, server } = setup;
+  const { AgentService, lockDataDir } = await import('../agent/service.js');
   const lock = lockDataDir(config.dataDir);
   if (lock.holder !== null) {
     say(`an agent (pid ${lock.holder}) already runs on the data folder ${config.dataDir}${only !== undefined ? '' : '; stop it first or use another --data'}`);
@@ -513,6 +517,7 @@ function registerAgentService(agent: Command): void {
       .description('run an available (or required) deployment now: handed to the agent service when one runs on this data folder, else run here')
       .requiredOption('--deployment <id>', 'deployment id', positiveId),
   ).action(async (o) => {
+    const [{ defaultAgentConfig, loadAgentConfig }, { AgentService, lockHolder }] = await Promise.all([import('../agent/index.js'), import('../agent/service.js')]);
     const dataDir = o.config ? loadAgentConfig(o.config).dataDir : o.data ? resolve(o.data) : defaultAgentConfig().dataDir;
     const holder = lockHolder(dataDir);
     if (holder !== null) {

@@ -21,6 +21,16 @@ export { Exit };
 
 const DEFAULT_GROUP = '239.255.77.1';
 const DEFAULT_PORT = 7720;
+/** Settle time when --min-receivers is not given: receivers started together with the sender all join first. */
+const DEFAULT_SETTLE_SECONDS = 0.5;
+
+/**
+ * ms to wait after enough receivers joined. Whoever gives --min-receivers N said how many to wait for: the
+ * transfer starts as soon as N joined (as udpcast's --min-receivers). --settle overrides either.
+ */
+function settleMsFor(settleSeconds: number | undefined, minReceiversGiven: boolean): number {
+  return (settleSeconds ?? (minReceiversGiven ? 0 : DEFAULT_SETTLE_SECONDS)) * 1000;
+}
 
 async function readKey(opts: { key?: string; keyFile?: string }): Promise<string | undefined> {
   if (opts.keyFile) return (await fs.readFile(opts.keyFile, 'utf8')).trim();
@@ -60,9 +70,9 @@ endpointOptions(
     .option('--min-rate <bits/s>', 'floor for the adaptive rate', checked(parseRate))
     .option('--no-adaptive-rate', 'keep the rate fixed whatever loss receivers report')
     .option('--drop-slower-than <bits/s>', 'slow-client handling: never slow down below this for one receiver; drop receivers that take in less (they exit with code 2 and can fall back to unicast)', checked(parseRate))
-    .option('-n, --min-receivers <n>', 'start once this many receivers have joined', checked(parseIntOption('min-receivers', 0, 1_000_000)), 1)
+    .option('-n, --min-receivers <n>', 'start as soon as this many receivers have joined', checked(parseIntOption('min-receivers', 0, 1_000_000)), 1)
     .option('--max-wait <seconds>', 'start anyway this long after the first receiver joined', checked(parseSeconds('max-wait')))
-    .option('--settle <seconds>', 'wait this long after enough receivers joined, for stragglers (default 0.5 with --min-receivers 1, else 0)', checked(parseSeconds('settle')))
+    .option('--settle <seconds>', `wait this long after enough receivers joined, for stragglers (default ${DEFAULT_SETTLE_SECONDS} when --min-receivers is not given, else 0)`, checked(parseSeconds('settle')))
     .option('--auto-start', 'start at once; late receivers catch up in later passes')
     .option('--max-receivers <n>', 'refuse receivers beyond this many', checked(parseIntOption('max-receivers', 1, 1_000_000)))
     .option('--receiver-timeout <seconds>', 'drop a receiver silent this long', checked(parseSeconds('receiver-timeout')), 15)
@@ -71,10 +81,11 @@ endpointOptions(
     .option('--proactive-parity <fraction>', 'parity sent with every block up front, as a fraction of it', checked(parseSeconds('proactive-parity')), 0)
     .option('--mtu <bytes>', 'link MTU: sets the symbol size (9000 for jumbo frames)', checked(parseIntOption('mtu', 576, 65535)), 1500)
     .option('--ttl <hops>', 'multicast TTL', checked(parseIntOption('ttl', 0, 255)), 1),
-).action(async (file: string, o) => {
+).action(async (file: string, o, cmd: Command) => {
   const quiet = Boolean(o.quiet || o.json);
   const key = await readKey(o);
   const controller = interruptSignal();
+  const settleMs = settleMsFor(o.settle, cmd.getOptionValueSource('minReceivers') !== 'default');
   const path = file === '-' ? await spoolStdin() : file;
   try {
     await fs.access(path).catch(() => {
@@ -84,7 +95,7 @@ endpointOptions(
     if (o.blockSymbols !== undefined && o.blockSymbols > maxBlockSymbols(fec)) {
       throw new UsageError(`--block-symbols ${o.blockSymbols} is too large for ${o.fec}: at most ${maxBlockSymbols(fec)} (or use --fec raptorq)`);
     }
-    log(quiet, `sending ${path} to ${o.group}:${o.port}${o.interface ? ` on ${o.interface}` : ''}; FEC ${o.fec}${o.blockSymbols ? ` (${o.blockSymbols} symbols per block)` : ''}, kernel ${fecKernelName()}; waiting for ${o.minReceivers} receiver(s)${key ? '; encrypted' : ''}`);
+    log(quiet, `sending ${path} to ${o.group}:${o.port}${o.interface ? ` on ${o.interface}` : ''}; FEC ${o.fec}${o.blockSymbols ? ` (${o.blockSymbols} symbols per block)` : ''}, kernel ${fecKernelName()}; waiting for ${o.minReceivers} receiver(s)${settleMs > 0 ? ` and ${settleMs / 1000} s more for stragglers` : ''}${key ? '; encrypted' : ''}`);
     const bar = progressBar(!quiet, 'send |{bar}| {percentage}% first pass | {receivers} receivers, {done} done | {rate}');
     let started = false;
     const summary = await sendImage({
@@ -101,7 +112,7 @@ endpointOptions(
         adaptiveRate: o.adaptiveRate,
         minReceivers: o.minReceivers,
         maxWaitMs: o.maxWait !== undefined ? o.maxWait * 1000 : null,
-        settleMs: (o.settle ?? (o.minReceivers > 1 ? 0 : 0.5)) * 1000,
+        settleMs,
         autoStart: Boolean(o.autoStart),
         maxReceivers: o.maxReceivers,
         receiverTimeoutMs: o.receiverTimeout * 1000,
@@ -153,6 +164,8 @@ function report(summary: SenderSummary, json: boolean, quiet: boolean): void {
       outcome: r.outcome,
       reason: r.reason,
       completedAfterMs: r.completedAt !== null && s.startedAt !== null ? Math.round(r.completedAt - s.startedAt) : null,
+      // How long it waited for the transfer to start (0 for one that joined a running transfer).
+      waitedMs: s.startedAt !== null ? Math.round(Math.max(0, s.startedAt - r.joinedAt)) : null,
       rttMs: r.rttMs,
       nacks: r.nacks,
     })),

@@ -6,7 +6,6 @@ import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
 import { ApiClient, ApiError } from '../client/api.js';
-import { fetchImage } from '../client/fetch.js';
 import { ConfigError, DEFAULT_DATA_DIR, LOG_LEVELS, loadServerConfig } from '../config/server-config.js';
 import type { ClientRecord, ImageRecord, SessionRecord } from '../db/repositories.js';
 import { TOKEN_FILE } from '../server/admin-auth.js';
@@ -508,6 +507,7 @@ export function registerServerCommands(program: Command): void {
         process.exitCode = Exit.usage;
         return;
       }
+      const { fetchImage } = await import('../client/fetch.js');
       const controller = interruptSignal();
       const bar = progressBar(!quiet, '{phase} |{bar}| {percentage}% | {value}/{total} | ETA {eta_formatted}');
       let phase = '';

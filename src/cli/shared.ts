@@ -1,6 +1,7 @@
 // Helpers shared by the fleetcast commands: exit codes, argument parsing, interruption, progress bars.
+import { createRequire } from 'node:module';
 import { InvalidArgumentError } from 'commander';
-import cliProgress from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import type { ReceiveResult } from '../transport/session.js';
 import { formatBytes } from './units.js';
 
@@ -40,8 +41,13 @@ export function interruptSignal(): AbortController {
   return controller;
 }
 
-export function progressBar(enabled: boolean, format: string): cliProgress.SingleBar | null {
+// cli-progress is loaded when a bar is shown: runs from scripts (--json, pipes, no terminal) start without it.
+const requireModule = createRequire(import.meta.url);
+
+/** A progress bar on stderr if enabled and stderr is a terminal; {value} and {total} are shown as sizes. */
+export function progressBar(enabled: boolean, format: string): SingleBar | null {
   if (!enabled || !process.stderr.isTTY) return null;
+  const cliProgress = requireModule('cli-progress') as typeof import('cli-progress');
   return new cliProgress.SingleBar(
     { format, stream: process.stderr, hideCursor: true, etaBuffer: 50, formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)) },
     cliProgress.Presets.shades_classic,

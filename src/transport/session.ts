@@ -130,6 +130,53 @@ async function scanHeldBlocks(fh: fs.FileHandle, g: Geometry, hashes: Uint8Array
   }
 }
 
+/** Default of ReceiveOptions.writeBehindBytes. */
+export const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Write-behind: flushes the output to disk in the background (fdatasync on the libuv pool, one at a time)
+ * each time another `every` bytes were written, so the fsync before the rename has only the tail left to
+ * write instead of the whole image at once. Node cannot reach sync_file_range without an addon.
+ */
+class WriteBehind {
+  private unflushed = 0;
+  private inFlight: Promise<void> | null = null;
+  private stopped = false;
+  /** Kept: Linux reports a failed writeback once, so the final fsync could succeed after losing data. */
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly every: number,
+    private readonly flush: () => Promise<void>,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  written(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.stopped || this.inFlight || this.every <= 0 || this.unflushed < this.every) return;
+    this.unflushed = 0;
+    this.inFlight = this.flush().then(
+      () => {
+        this.inFlight = null;
+        this.written(0); // what was written meanwhile may already be due
+      },
+      (err: Error) => {
+        this.stopped = true;
+        this.inFlight = null;
+        this.failure = err;
+        this.onError(err);
+      },
+    );
+  }
+
+  /** Starts no more flushes; once the one in flight is over, rejects if any flush failed. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.inFlight;
+    if (this.failure) throw this.failure;
+  }
+}
+
 export interface ReceiveOptions {
   /** Output path; '-' writes the verified image to stdout. */
   output: string;
@@ -148,6 +195,8 @@ export interface ReceiveOptions {
   resume?: boolean;
   startTimeoutMs?: number | null;
   idleTimeoutMs?: number;
+  /** Flush the written image to disk in the background every this many bytes (default WRITE_BEHIND_BYTES; 0: only at the end). */
+  writeBehindBytes?: number;
   onWarning?: (message: string) => void;
   onSession?: (imageSize: number, sender: string) => void;
   onProgress?: (bytesVerified: number, imageSize: number, stats: ReceiverStats) => void;
@@ -176,6 +225,11 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
   }
   const finalPath = toStdout ? join(tmpdir(), `fleetcast-${randomBytes(6).toString('hex')}.img`) : opts.output;
   const partPath = `${finalPath}.part`;
+  const target = toStdout ? null : await fs.stat(finalPath).catch(() => null);
+  if (target && !target.isFile()) {
+    // The image is renamed over the output at the end: that would replace a device node (or fail on a folder).
+    throw new Error(`${finalPath} exists and is not a regular file: receive writes FILE.part and renames it to FILE once verified; to write a disk, use -o - | dd of=${finalPath} bs=4M`);
+  }
   const { data, feedback, warnings } = await openReceiverSockets(opts.endpoint);
   warnings.forEach((w) => opts.onWarning?.(w));
   const receiver = new Receiver(
@@ -192,6 +246,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
     clock(),
   );
   let fh: fs.FileHandle | null = null;
+  let writeBehind: WriteBehind | null = null;
   let imageSize: number | null = null;
   let sender: string | null = null;
   let sessionStart: number | null = null;
@@ -251,8 +306,10 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
               if (free && free.bavail * free.bsize < needed) {
                 throw new Error(`disk full: the image needs ${size} bytes, ${free.bavail * free.bsize} are free`);
               }
-              fh = await fs.open(partPath, existing?.isFile() ? 'r+' : 'w');
-              await fh.truncate(size);
+              const handle = await fs.open(partPath, existing?.isFile() ? 'r+' : 'w');
+              fh = handle;
+              await handle.truncate(size);
+              writeBehind = new WriteBehind(opts.writeBehindBytes ?? WRITE_BEHIND_BYTES, () => handle.datasync(), ioFailure('cannot write the output'));
             })();
             track(opened, 'cannot create the output');
             if (opts.resume) {
@@ -277,6 +334,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
               await fh!.write(block, 0, block.length, offset);
               verified += block.length;
               receiver.recycleBlock(block);
+              writeBehind!.written(block.length);
             })();
             track(write, 'cannot write the output');
             break;
@@ -286,6 +344,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
             digest = Buffer.from(e.digest).toString('hex');
             finalizing = (async () => {
               await Promise.all([...writes]);
+              await writeBehind!.stop();
               await fh!.sync();
               await fh!.close();
               fh = null;
@@ -336,6 +395,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
   if (!result.ok) {
     // Never leave a partial image where a complete one is expected (a kept one is named .part).
     const handle = fh as fs.FileHandle | null;
+    await (writeBehind as WriteBehind | null)?.stop().catch(() => undefined);
     await handle?.sync().catch(() => undefined);
     await handle?.close().catch(() => undefined);
     if (!opts.resume || result.reason === 'hash-mismatch' || result.reason === 'too-large') await fs.rm(partPath, { force: true });
