@@ -6,6 +6,7 @@ import { mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type BlockDevice, blockDeviceBytes, findBlockDevice } from '../transport/block-device.js';
 import { StepFailure } from './report.js';
 
 /** The Debian package that provides each tool, for "install X" messages. */
@@ -71,33 +72,20 @@ export function runTool(command: string, args: string[], opts: ToolOptions = {})
   });
 }
 
-export interface BlockDevice {
-  /** /dev path as given by the kernel's name (e.g. /dev/loop3, /dev/sda2). */
-  path: string;
-  /** Kernel name (sysfs), e.g. loop3, sda2, nvme0n1p1. */
-  name: string;
-}
+export type { BlockDevice } from '../transport/block-device.js';
 
 /** Resolves a device path (symlinks such as /dev/disk/by-id/… included) to its kernel name. */
 export function blockDevice(path: string): BlockDevice {
-  let real: string;
-  try {
-    real = realpathSync(path);
-  } catch {
-    throw new StepFailure('io', `${path} does not exist`);
-  }
-  const name = basename(real);
-  if (!existsSync(`/sys/class/block/${name}`)) throw new StepFailure('io', `${path} is not a block device`);
-  return { path: `/dev/${name}`, name };
+  const device = findBlockDevice(path);
+  if (device) return device;
+  throw new StepFailure('io', existsSync(path) ? `${path} is not a block device` : `${path} does not exist`);
 }
 
 function sysfs(name: string, file: string): string {
   return readFileSync(`/sys/class/block/${name}/${file}`, 'utf8').trim();
 }
 
-export function deviceSize(dev: BlockDevice): number {
-  return Number(sysfs(dev.name, 'size')) * 512;
-}
+export const deviceSize = blockDeviceBytes;
 
 export function logicalSectorSize(dev: BlockDevice): number {
   const disk = parentDisk(dev) ?? dev;

@@ -182,7 +182,7 @@ endpointOptions(
   program
     .command('receive')
     .description('receive an image; writes FILE.part and renames it to FILE only once every byte is verified')
-    .requiredOption('-o, --output <file>', 'where to write the image, or - for stdout (verified first, then streamed)')
+    .requiredOption('-o, --output <file>', 'where to write the image: a file (written as FILE.part, renamed once verified), a disk such as /dev/sdb (written in place; refused while in use or when smaller than the image), or - for stdout (verified first, then streamed)')
     .option('--timeout <seconds>', 'give up if no sender is found within this time (default: wait)', checked(parseSeconds('timeout')))
     .option('--idle-timeout <seconds>', 'give up when the sender falls silent this long', checked(parseSeconds('idle-timeout')), 30)
     .option('--name <name>', 'name reported to the sender (default: hostname)'),

@@ -1,5 +1,5 @@
 // Sending and receiving an image file over a real multicast session: engine + sockets + file I/O.
-import { createReadStream, promises as fs, type Stats } from 'node:fs';
+import { constants as fsConstants, createReadStream, promises as fs, type Stats } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -11,6 +11,7 @@ import { Receiver, type FailureReason, type ReceiverEvent, type ReceiverStats } 
 import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type ReceiverRecord } from '../protocol/sender.js';
 import { DATA_HEADER_BYTES, HASH_BYTES } from '../protocol/wire.js';
 import { EngineLoop, clock } from './drive.js';
+import { blockDeviceBytes, findBlockDevice } from './block-device.js';
 import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
 
 /** Largest symbol that fits one datagram of a link with this MTU. */
@@ -130,6 +131,13 @@ async function scanHeldBlocks(fh: fs.FileHandle, g: Geometry, hashes: Uint8Array
   }
 }
 
+/** Opens a disk for writing; O_EXCL makes the kernel refuse (EBUSY) one that is mounted or otherwise in use. */
+async function openDisk(path: string): Promise<fs.FileHandle> {
+  return fs.open(path, fsConstants.O_RDWR | fsConstants.O_EXCL).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'EBUSY' ? new Error(`${path} is in use (mounted, or held by another program): unmount it first`) : err;
+  });
+}
+
 /** Default of ReceiveOptions.writeBehindBytes. */
 export const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
 
@@ -224,12 +232,16 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
     throw new Error(toStdout ? 'resume needs an output file, not stdout' : 'resume needs the block hashes in advance (from the site server)');
   }
   const finalPath = toStdout ? join(tmpdir(), `fleetcast-${randomBytes(6).toString('hex')}.img`) : opts.output;
-  const partPath = `${finalPath}.part`;
-  const target = toStdout ? null : await fs.stat(finalPath).catch(() => null);
+  // A disk is written in place (there is nothing to rename); a file goes to FILE.part, renamed once verified.
+  const device = toStdout ? null : findBlockDevice(finalPath);
+  const partPath = device ? device.path : `${finalPath}.part`;
+  const target = toStdout || device ? null : await fs.stat(finalPath).catch(() => null);
   if (target && !target.isFile()) {
     // The image is renamed over the output at the end: that would replace a device node (or fail on a folder).
-    throw new Error(`${finalPath} exists and is not a regular file: receive writes FILE.part and renames it to FILE once verified; to write a disk, use -o - | dd of=${finalPath} bs=4M`);
+    throw new Error(`${finalPath} exists and is neither a regular file nor a block device: give a file or a disk, or -o - to write the image to stdout`);
   }
+  const capacity = device ? blockDeviceBytes(device) : undefined;
+  if (device) await (await openDisk(device.path)).close(); // a disk in use fails now, not once a sender shows up
   const { data, feedback, warnings } = await openReceiverSockets(opts.endpoint);
   warnings.forEach((w) => opts.onWarning?.(w));
   const receiver = new Receiver(
@@ -239,6 +251,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       sessionId: opts.sessionId,
       expectedDigest: opts.expectedDigest,
       blockHashes: opts.blockHashes,
+      maxImageSize: capacity,
       protector: opts.key ? new PacketProtector(opts.key) : undefined,
       startTimeoutMs: opts.startTimeoutMs ?? null,
       idleTimeoutMs: opts.idleTimeoutMs,
@@ -301,21 +314,26 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
             let existing: Stats | null = null;
             opened = (async () => {
               existing = opts.resume ? await fs.stat(partPath).catch(() => null) : null;
-              const free = await fs.statfs(join(partPath, '..')).catch(() => null);
-              const needed = size - (existing?.isFile() ? Math.min(existing.size, size) : 0);
-              if (free && free.bavail * free.bsize < needed) {
-                throw new Error(`disk full: the image needs ${size} bytes, ${free.bavail * free.bsize} are free`);
+              let handle: fs.FileHandle;
+              if (device) {
+                handle = await openDisk(partPath);
+              } else {
+                const free = await fs.statfs(join(partPath, '..')).catch(() => null);
+                const needed = size - (existing?.isFile() ? Math.min(existing.size, size) : 0);
+                if (free && free.bavail * free.bsize < needed) {
+                  throw new Error(`disk full: the image needs ${size} bytes, ${free.bavail * free.bsize} are free`);
+                }
+                handle = await fs.open(partPath, existing?.isFile() ? 'r+' : 'w');
+                await handle.truncate(size);
               }
-              const handle = await fs.open(partPath, existing?.isFile() ? 'r+' : 'w');
               fh = handle;
-              await handle.truncate(size);
               writeBehind = new WriteBehind(opts.writeBehindBytes ?? WRITE_BEHIND_BYTES, () => handle.datasync(), ioFailure('cannot write the output'));
             })();
             track(opened, 'cannot create the output');
             if (opts.resume) {
               // Alongside the transfer: blocks received meanwhile are written as usual (the same bytes).
               const scan = opened.then(async () => {
-                if (!existing?.isFile()) return;
+                if (!existing?.isFile() && !device) return;
                 await scanHeldBlocks(fh!, geometry, opts.blockHashes!, (b) => {
                   if (settled || receiver.adoptBlocks(clock(), [b]) === 0) return;
                   resumed += blockLength(geometry, b);
@@ -348,7 +366,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
               await fh!.sync();
               await fh!.close();
               fh = null;
-              await fs.rename(partPath, finalPath);
+              if (!device) await fs.rename(partPath, finalPath);
             })();
             finalizing.catch(ioFailure('cannot finish the output'));
             break;
@@ -398,7 +416,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
     await (writeBehind as WriteBehind | null)?.stop().catch(() => undefined);
     await handle?.sync().catch(() => undefined);
     await handle?.close().catch(() => undefined);
-    if (!opts.resume || result.reason === 'hash-mismatch' || result.reason === 'too-large') await fs.rm(partPath, { force: true });
+    if (!device && (!opts.resume || result.reason === 'hash-mismatch' || result.reason === 'too-large')) await fs.rm(partPath, { force: true });
   } else if (toStdout) {
     try {
       await pipeline(createReadStream(finalPath), process.stdout);
