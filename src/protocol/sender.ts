@@ -1,7 +1,7 @@
 // The sender's state machine (sans-IO): fed datagrams, block data and the time; yields datagrams, timer
 // deadlines and events. See docs/protocol.md for the rules implemented here.
 import { type BlockEncoder, DEFAULT_FEC_SCHEME, FEC_SCHEME_NAMES, type FecScheme, blockEncoder, defaultBlockSymbols, symbolIdOf } from '../fec/scheme.js';
-import { openDatagram, type PacketProtector } from './crypto.js';
+import { SEAL_OVERHEAD, openDatagram, type PacketProtector } from './crypto.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbols } from './geometry.js';
 import { Pacer, RateController, UNLIMITED_BPS } from './rate.js';
 import {
@@ -221,6 +221,8 @@ export class Sender {
   private sentWindowStart = 0;
   private sentWindowBytes = 0;
   private readonly rate: RateController;
+  /** Bits a full DATA datagram costs on the link (what receivers' DATA counts are converted to rates with). */
+  private readonly dataFrameBits: number;
   private readonly stats: SenderStats;
   private readonly dropReasons = new Map<number, DropReason>();
   /** Slow-client handling: what each receiver took in over the current window. */
@@ -278,7 +280,9 @@ export class Sender {
     this.grttWindowStart = now;
     this.nextAnnounceAt = now;
     this.nextHousekeepingAt = now;
-    this.pacer = new Pacer(maxRate, now, DATA_HEADER_BYTES + this.geometry.symbolSize + this.opts.frameOverhead);
+    const dataFrameBytes = DATA_HEADER_BYTES + this.geometry.symbolSize + this.opts.frameOverhead + (this.opts.protector ? SEAL_OVERHEAD : 0);
+    this.dataFrameBits = dataFrameBytes * 8;
+    this.pacer = new Pacer(maxRate, now, dataFrameBytes);
     this.rate = new RateController({ maxBps: maxRate, minBps: this.opts.minRateBps, adaptive: this.opts.adaptiveRate });
     this.stats = {
       phase: 'waiting',
@@ -485,6 +489,7 @@ export class Sender {
     r.lastHeard = now;
     r.address = from;
     r.blocksComplete = s.blocksComplete;
+    const previousStatusAt = r.lastStatusAt;
     r.lastStatusAt = now;
     this.sampleRtt(now, r, s.echo);
     if (r.outcome === 'dropped') {
@@ -494,7 +499,7 @@ export class Sender {
     if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
       r.lossPpm = s.lossPpm;
       if (this.judgeReceiverRate(now, r, s.received)) return;
-      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now);
+      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now, this.intakeRate(now, previousStatusAt, s.received));
       this.pacer.setRate(this.rate.update(now, this.statusIntervalMs(), this.sentBps), now);
     } else if (s.state === ReceiverState.Complete) {
       if (r.outcome === 'active') {
@@ -555,6 +560,19 @@ export class Sender {
     }
   }
 
+  /**
+   * The rate a receiver took DATA in over its last status interval, which is the time since its previous
+   * STATUS arrived; null when that report was lost (or there was none) and the interval is unknown.
+   */
+  private intakeRate(now: number, previousStatusAt: number | null, received: number): number | null {
+    if (previousStatusAt === null) return null;
+    const interval = this.statusIntervalMs();
+    const elapsed = now - previousStatusAt;
+    // Receivers spread their reports by ±10 % of the interval; a gap far longer spans a lost report.
+    if (elapsed < interval * 0.5 || elapsed > interval * 1.5) return null;
+    return (received * this.dataFrameBits * 1000) / elapsed;
+  }
+
   private sampleRtt(now: number, r: ReceiverRecord, echo: Echo): void {
     const rtt = rttFromEcho(now, echo);
     if (rtt === null) return;
@@ -598,8 +616,7 @@ export class Sender {
     w.packets += received;
     const elapsed = now - w.start;
     if (elapsed < SLOW_WINDOW_MS) return false;
-    const frameBits = (DATA_HEADER_BYTES + this.geometry.symbolSize + this.opts.frameOverhead) * 8;
-    const takenBps = (w.packets * frameBits * 1000) / elapsed;
+    const takenBps = (w.packets * this.dataFrameBits * 1000) / elapsed;
     const sentBps = ((this.stats.wireBytes - w.sentBytes) * 8 * 1000) / elapsed;
     // Only a window in which the sender offered at least the floor says anything about the receiver.
     if (sentBps >= floor) w.strikes = takenBps < floor ? w.strikes + 1 : 0;
