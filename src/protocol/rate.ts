@@ -93,16 +93,29 @@ interface ReceiverLoss {
   baseline: number;
   /** Loss above the background beyond measurement noise, in the last report (0 when none or too few packets). */
   excess: number;
+  /** Mean change of its loss from one report to the next (bursty loss varies far more than random loss). */
+  swing: number;
+  swings: number;
+  /** The last report with enough packets (its loss and arrival). */
+  previous: { loss: number; at: number } | null;
   /** Reports in a row with an excess above SMALL_EXCESS. */
   streak: number;
   /** What the receiver took in over the report's interval (bits/s of frames), null when unknown. */
   takenBps: number | null;
 }
 
+interface LossBefore {
+  loss: number;
+  excess: number;
+}
+
 /** Fewer packets than this make a loss figure too noisy to act on (8 % loss: ±1.5 % at one sigma). */
 const MIN_SAMPLES = 300;
-/** Excess loss that is congestion at once, and excess that is congestion when two reports in a row show it. */
-const LARGE_EXCESS = 0.03;
+/**
+ * Excess loss that is congestion at once, and excess that is congestion when two reports in a row show it
+ * (bursty background loss strays far from its mean in single reports).
+ */
+const LARGE_EXCESS = 0.1;
 const SMALL_EXCESS = 0.01;
 /** A decrease lands this far under the bottleneck it measured; the rate then holds there. */
 const LANDING = 0.95;
@@ -111,9 +124,9 @@ const MIN_HOLD_MS = 2000;
 const MAX_HOLD_MS = 32_000;
 /** Two bottleneck measurements this close (relative) are the same bottleneck. */
 const SAME_BOTTLENECK = 0.1;
-/** Looking for more capacity: each interval adds this share of the bottleneck times the intervals probed so far. */
-const PROBE_STEP = 0.01;
-/** Weight of each report below the congestion threshold in the learnt background loss. */
+/** Looking for more capacity: each interval adds this share of the bottleneck times the intervals spent looking so far. */
+const SEARCH_STEP = 0.01;
+/** Weight of each report below the learnt background loss in unlearning it. */
 const BACKGROUND_GAIN = 0.1;
 /** Growth per interval while no bottleneck is known. */
 const FAST_GROWTH = 1.25;
@@ -130,25 +143,30 @@ function lossNoise(loss: number, samples: number): number {
  * take. The rate then drops to just under what that receiver actually took in (the bottleneck), not by a fixed
  * factor, and the bottleneck is remembered: the rate holds just under it and only now and then, after a hold
  * that doubles each time the same bottleneck is hit again, creeps above it to look for more. Far below the
- * bottleneck (or with none known) it grows fast. Random loss on a receiver's line is not congestion: a
- * decrease whose next report does not show that receiver's loss falling shows its loss is background; the
- * decrease is undone and the background learnt (it decays again when later reports show less).
+ * bottleneck (or with none known) it grows fast. Random loss on a receiver's line is not congestion: each
+ * receiver's background loss is learnt from its reports, and a decrease after which that receiver's loss does
+ * not fall shows its loss was background: the decrease is undone and the background raised.
  */
 export class RateController {
   rate: number;
   decreases = 0;
   private readonly receivers = new Map<number, ReceiverLoss>();
   private lastDecision = -Infinity;
+  /** When the rate last changed, and the interval between decisions. */
+  private rateChangedAt = -Infinity;
+  private intervalMs = 250;
   /** A decrease under test: undone unless the receiver's next report shows its loss falling. */
-  private probe: {
+  private trial: {
     node: number;
-    lossBefore: number;
-    excessBefore: number;
+    /** Receivers losing more than their background before the decrease could show, and what they lost. */
+    before: Map<number, LossBefore>;
     rateBefore: number;
     bottleneckBefore: number | null;
-    at: number;
+    bottleneckNodeBefore: number;
+    /** Reports from this time on cover time after the decrease. */
+    freshFrom: number;
     waited: number;
-    /** Fresh reports that did not show the loss easing (the first can still count queued datagrams' loss). */
+    /** Reports on the decrease that showed the loss only partly down. */
     unconvinced: number;
   } | null = null;
   /** The slowest receiver's bottleneck (bits/s) as last measured, null when none is known. */
@@ -157,7 +175,7 @@ export class RateController {
   private holdMs = MIN_HOLD_MS;
   /** When the rate reached its landing under the bottleneck (null: not there). */
   private landedAt: number | null = null;
-  private probeSteps = 0;
+  private searchSteps = 0;
 
   constructor(private readonly config: RateControlConfig) {
     this.rate = config.maxBps;
@@ -175,7 +193,7 @@ export class RateController {
   report(nodeId: number, loss: number, samples: number, now: number, takenBps: number | null = null): void {
     let r = this.receivers.get(nodeId);
     if (!r) {
-      r = { loss, samples, at: now, baseline: 0, excess: 0, streak: 0, takenBps };
+      r = { loss, samples, at: now, baseline: 0, swing: 0, swings: 0, previous: null, excess: 0, streak: 0, takenBps };
       this.receivers.set(nodeId, r);
     }
     r.loss = loss;
@@ -186,10 +204,29 @@ export class RateController {
       r.excess = 0;
       return;
     }
-    r.excess = Math.max(0, loss - r.baseline - lossNoise(loss, samples));
+    // Only changes while the rate held steady say how the background varies; capped, as the jump at the onset
+    // of congestion says little about it.
+    if (r.previous !== null && r.previous.at - this.intervalMs >= this.rateChangedAt && this.trial === null) {
+      const change = Math.min(Math.abs(loss - r.previous.loss), LARGE_EXCESS / 3);
+      r.swing += (change - r.swing) * Math.max(BACKGROUND_GAIN, 1 / ++r.swings);
+    }
+    r.previous = { loss, at: now };
+    r.excess = Math.max(0, loss - r.baseline - this.noise(r));
     r.streak = r.excess > SMALL_EXCESS ? r.streak + 1 : 0;
-    // Loss below the congestion threshold is what this receiver loses anyway: the background follows it.
-    if (r.excess <= SMALL_EXCESS && this.probe === null) r.baseline += (loss - r.baseline) * BACKGROUND_GAIN;
+    // A report measured before a decrease under test could show: what this receiver lost before it.
+    if (this.trial && now < this.trial.freshFrom && r.excess > SMALL_EXCESS) this.trial.before.set(nodeId, { loss, excess: r.excess });
+    // Background loss that has eased off is unlearnt gradually. (It is learnt only by experiment, never from
+    // reports alone: a receiver overflowing a little more each time would pass its overflow off as background.)
+    if (loss < r.baseline && lossNoise(loss, samples) < SMALL_EXCESS) r.baseline += (loss - r.baseline) * BACKGROUND_GAIN;
+  }
+
+  /**
+   * How far a receiver's loss figure can stray from its background by chance: three standard errors of a
+   * binomial count, or more if its reports vary more than that (the mean absolute difference of two
+   * independent figures is 1.13 standard deviations).
+   */
+  private noise(r: ReceiverLoss): number {
+    return Math.max(lossNoise(r.loss, r.samples), (3 * r.swing) / 1.13);
   }
 
   forget(nodeId: number): void {
@@ -206,19 +243,27 @@ export class RateController {
     // Once per interval; receivers' reports are spread by ±10 %, so one that comes a little early counts.
     if (!this.config.adaptive || now - this.lastDecision < intervalMs * 0.8) return this.rate;
     this.lastDecision = now;
-    if (this.probe) {
-      // A decrease is judged on the next report; whatever the verdict, that report (which still counts losses of
-      // datagrams that were queued before the decrease) decides nothing more.
-      if (!this.judgeProbe(now, intervalMs)) return this.rate;
-      // Still waiting: another receiver congested at the lowered rate is slower still.
-      const slower = this.mostCongested(this.probe.at + intervalMs * 0.8, this.probe.node);
-      if (slower) this.decrease(now, slower.r, slower.node, sentBps);
-      return this.rate;
+    this.intervalMs = intervalMs;
+    const rate = this.rate;
+    this.decide(now, intervalMs, sentBps);
+    if (this.rate !== rate) this.rateChangedAt = now;
+    return this.rate;
+  }
+
+  private decide(now: number, intervalMs: number, sentBps: number): void {
+    const trial = this.trial;
+    if (trial) {
+      // A decrease is judged on the next report of the receiver it was for; that report (which may still count
+      // losses of datagrams queued before the decrease) decides nothing more. Another receiver congested at the
+      // lowered rate is slower still.
+      this.judgeTrial(now, intervalMs);
+      const slower = this.mostCongested(trial.freshFrom, trial.node);
+      if (slower) this.decrease(now, intervalMs, slower.r, slower.node, sentBps);
+      return;
     }
     const worst = this.mostCongested(-Infinity, -1);
-    if (worst) this.decrease(now, worst.r, worst.node, sentBps);
+    if (worst) this.decrease(now, intervalMs, worst.r, worst.node, sentBps);
     else this.grow(now);
-    return this.rate;
   }
 
   /** The receiver with the largest excess loss that is congestion, among reports since `since`. */
@@ -227,47 +272,65 @@ export class RateController {
     for (const [node, r] of this.receivers) {
       if (node === except || r.at < since) continue;
       // Looking above the bottleneck, the first small excess is the answer.
-      const congested = r.excess > LARGE_EXCESS || (r.excess > SMALL_EXCESS && (r.streak >= 2 || this.probeSteps > 0));
+      const congested = r.excess > LARGE_EXCESS || (r.excess > SMALL_EXCESS && (r.streak >= 2 || this.searchSteps > 0));
       if (congested && (!worst || r.excess > worst.r.excess)) worst = { r, node };
     }
     return worst;
   }
 
-  /** Keeps or undoes the decrease under test once its receiver has reported on it; true while still waiting. */
-  private judgeProbe(now: number, intervalMs: number): boolean {
-    const probe = this.probe!;
-    const r = this.receivers.get(probe.node);
-    // Judge only a report that covers time after the decrease (one interval later), with enough packets.
-    const fresh = r !== undefined && r.at >= probe.at + intervalMs * 0.8 && r.samples >= MIN_SAMPLES;
-    if (r && !fresh && ++probe.waited < 6) return true;
-    // Congestion eases as soon as the rate is under the bottleneck: at least half the excess goes.
-    const eased = fresh && probe.lossBefore - r.loss >= Math.max(probe.excessBefore / 2, lossNoise(r.loss, r.samples));
-    if (!eased && fresh && probe.unconvinced++ === 0) {
-      // A buffer that was full when the rate dropped drains slowly just under the bottleneck: ask once more.
-      probe.at = r.at;
-      probe.waited = 0;
-      return true;
+  /** Keeps or undoes the decrease under test once its receivers have reported on it. */
+  private judgeTrial(now: number, intervalMs: number): void {
+    const trial = this.trial!;
+    const r = this.receivers.get(trial.node);
+    // Judge only reports that cover time after the decrease (one interval later), with enough packets.
+    const fresh = (x: ReceiverLoss) => x.at >= trial.freshFrom && x.samples >= MIN_SAMPLES;
+    const fell = (x: ReceiverLoss, before: LossBefore) => before.loss - x.loss > this.noise(x);
+    if (r && !fresh(r) && ++trial.waited < 6) return;
+    // The others that lost more than their background get an interval longer to report on the decrease too.
+    for (const node of trial.before.keys()) {
+      const x = this.receivers.get(node);
+      if (x && !fresh(x) && trial.waited++ < 2) return;
     }
-    this.probe = null;
-    if (eased) {
-      const same = probe.bottleneckBefore !== null && Math.abs(this.bottleneckBps! - probe.bottleneckBefore) <= probe.bottleneckBefore * SAME_BOTTLENECK;
+    const before = trial.before.get(trial.node)!;
+    let kept = false;
+    if (r && fresh(r) && fell(r, before)) {
+      // Congestion eases as soon as the rate is under the bottleneck: at least half the excess goes.
+      kept = before.loss - r.loss >= before.excess / 2;
+      if (!kept && trial.unconvinced++ === 0) {
+        // Only partly down: a buffer that was full when the rate dropped drains slowly just under the
+        // bottleneck, and may still overflow meanwhile. Ask once more.
+        trial.freshFrom = r.at + intervalMs * 0.8;
+        trial.waited = 0;
+        return;
+      }
+      // Slowing down helped, if not enough: congestion, and the next decision takes the rate further down.
+      kept = true;
+    }
+    this.trial = null;
+    // The decrease was an experiment for every receiver that lost more than its background before it: those
+    // whose loss did not fall at all lose it anyway (one trial learns the background of many receivers).
+    for (const [node, lost] of trial.before) {
+      const x = this.receivers.get(node);
+      if (x && fresh(x) && !fell(x, lost)) {
+        x.baseline = Math.max(x.baseline, x.loss);
+        x.excess = 0;
+        x.streak = 0;
+      }
+    }
+    if (kept) {
+      const same = trial.bottleneckBefore !== null && Math.abs(this.bottleneckBps! - trial.bottleneckBefore) <= trial.bottleneckBefore * SAME_BOTTLENECK;
       this.holdMs = same ? Math.min(MAX_HOLD_MS, this.holdMs * 2) : MIN_HOLD_MS;
       this.landedAt = now;
-      return false;
+      return;
     }
-    // Slowing down did not help (or too little flowed to tell): the loss is background. Undo the decrease.
-    if (fresh) {
-      r.baseline = Math.max(r.baseline, r.loss);
-      r.excess = 0;
-      r.streak = 0;
-    }
-    this.rate = probe.rateBefore;
-    this.bottleneckBps = probe.bottleneckBefore;
-    return false;
+    // Slowing down did not help this receiver (or too little flowed to tell): its loss is background.
+    this.rate = trial.rateBefore;
+    this.bottleneckBps = trial.bottleneckBefore;
+    this.bottleneckNode = trial.bottleneckNodeBefore;
+    return;
   }
 
-
-  private decrease(now: number, worst: ReceiverLoss, node: number, sentBps: number): void {
+  private decrease(now: number, intervalMs: number, worst: ReceiverLoss, node: number, sentBps: number): void {
     // What got through to the worst receiver, plus what its background loss took, is the bottleneck's rate.
     // Measured at the receiver when its interval's length is known; else from what was sent, which mixes
     // rates when the rate changed during the interval.
@@ -276,13 +339,17 @@ export class RateController {
     const bottleneck = taken / (1 - worst.baseline);
     const rate = Math.max(this.config.minBps, bottleneck * LANDING);
     if (rate >= this.rate) return; // already at the floor: nothing to try
-    this.probe = {
+    const before = new Map<number, LossBefore>();
+    for (const [n, r] of this.receivers) if (r.excess > SMALL_EXCESS) before.set(n, { loss: r.loss, excess: r.excess });
+    // A further decrease before the last one was judged replaces it: undone, it undoes both.
+    const earlier = this.trial;
+    this.trial = {
       node,
-      lossBefore: worst.loss,
-      excessBefore: worst.excess,
-      rateBefore: this.rate,
-      bottleneckBefore: this.bottleneckBps,
-      at: now,
+      before,
+      rateBefore: earlier?.rateBefore ?? this.rate,
+      bottleneckBefore: earlier ? earlier.bottleneckBefore : this.bottleneckBps,
+      bottleneckNodeBefore: earlier ? earlier.bottleneckNodeBefore : this.bottleneckNode,
+      freshFrom: now + intervalMs * 0.8,
       waited: 0,
       unconvinced: 0,
     };
@@ -290,7 +357,7 @@ export class RateController {
     this.bottleneckNode = node;
     this.rate = rate;
     this.landedAt = null;
-    this.probeSteps = 0;
+    this.searchSteps = 0;
     this.decreases++;
   }
 
@@ -310,8 +377,8 @@ export class RateController {
     if (now - this.landedAt < this.holdMs) return;
     // Held long enough: creep above the bottleneck, faster the longer nothing is lost (+1 %, +2 %, +3 % ... of
     // it per interval), so a bottleneck that has gone is left behind within seconds.
-    this.probeSteps++;
-    this.rate = Math.min(this.config.maxBps, this.rate + bottleneck * PROBE_STEP * this.probeSteps);
+    this.searchSteps++;
+    this.rate = Math.min(this.config.maxBps, this.rate + bottleneck * SEARCH_STEP * this.searchSteps);
   }
 
   private clearBottleneck(): void {
@@ -319,6 +386,6 @@ export class RateController {
     this.bottleneckNode = -1;
     this.holdMs = MIN_HOLD_MS;
     this.landedAt = null;
-    this.probeSteps = 0;
+    this.searchSteps = 0;
   }
 }
