@@ -126,6 +126,8 @@ const MAX_HOLD_MS = 32_000;
 const SAME_BOTTLENECK = 0.1;
 /** Looking for more capacity: each interval adds this share of the bottleneck times the intervals spent looking so far. */
 const SEARCH_STEP = 0.01;
+/** Nothing lost this far above the bottleneck: it has gone. */
+const GONE = 1.1;
 /** Weight of each report below the learnt background loss in unlearning it. */
 const BACKGROUND_GAIN = 0.1;
 /** Growth per interval while no bottleneck is known. */
@@ -143,9 +145,10 @@ function lossNoise(loss: number, samples: number): number {
  * take. The rate then drops to just under what that receiver actually took in (the bottleneck), not by a fixed
  * factor, and the bottleneck is remembered: the rate holds just under it and only now and then, after a hold
  * that doubles each time the same bottleneck is hit again, creeps above it to look for more. Far below the
- * bottleneck (or with none known) it grows fast. Random loss on a receiver's line is not congestion: each
- * receiver's background loss is learnt from its reports, and a decrease after which that receiver's loss does
- * not fall shows its loss was background: the decrease is undone and the background raised.
+ * bottleneck (or with none known) it grows fast. Random loss on a receiver's line is not congestion, and it is
+ * told apart by experiment: a decrease after which a receiver's loss does not fall shows that loss is
+ * background; the decrease is undone and that receiver's background raised (it is unlearnt gradually when
+ * later reports show less). Receivers whose loss swings from report to report (bursty loss) need more to count.
  */
 export class RateController {
   rate: number;
@@ -204,11 +207,12 @@ export class RateController {
       r.excess = 0;
       return;
     }
-    // Only changes while the rate held steady say how the background varies; capped, as the jump at the onset
-    // of congestion says little about it.
-    if (r.previous !== null && r.previous.at - this.intervalMs >= this.rateChangedAt && this.trial === null) {
+    // Only changes while the rate held steady say how the background varies (the first report after a change
+    // still counts losses of datagrams queued before it); capped, as the jump at the onset of congestion says
+    // little about it.
+    if (r.previous !== null && r.previous.at - 1.8 * this.intervalMs >= this.rateChangedAt && this.trial === null) {
       const change = Math.min(Math.abs(loss - r.previous.loss), LARGE_EXCESS / 3);
-      r.swing += (change - r.swing) * Math.max(BACKGROUND_GAIN, 1 / ++r.swings);
+      r.swing += (change - r.swing) * Math.max(BACKGROUND_GAIN, 1 / (2 + r.swings++));
     }
     r.previous = { loss, at: now };
     r.excess = Math.max(0, loss - r.baseline - this.noise(r));
@@ -376,7 +380,15 @@ export class RateController {
     this.landedAt ??= now;
     if (now - this.landedAt < this.holdMs) return;
     // Held long enough: creep above the bottleneck, faster the longer nothing is lost (+1 %, +2 %, +3 % ... of
-    // it per interval), so a bottleneck that has gone is left behind within seconds.
+    // it per step), so a bottleneck that has gone is left behind within seconds. A step every other interval:
+    // reports come an interval late, and the next step waits for those that cover this one.
+    if (this.searchSteps > 0 && now - this.rateChangedAt < 1.6 * this.intervalMs) return;
+    if (this.rate >= bottleneck * GONE) {
+      // Well above the bottleneck and nothing lost: it has gone (the receiver sped up, or others held it).
+      this.clearBottleneck();
+      this.rate = Math.min(this.config.maxBps, this.rate * FAST_GROWTH + 1e6);
+      return;
+    }
     this.searchSteps++;
     this.rate = Math.min(this.config.maxBps, this.rate + bottleneck * SEARCH_STEP * this.searchSteps);
   }

@@ -113,6 +113,8 @@ export interface SenderStats {
   nackEntries: number;
   rateBps: number;
   rateDecreases: number;
+  /** The slowest receiver's bottleneck as last measured, which the rate is held just under (null: none known). */
+  bottleneckBps: number | null;
   blocksFirstPassSent: number;
   /** Blocks asked of the application (need-block): the block count, plus re-reads of evicted blocks for repairs. */
   blocksRead: number;
@@ -298,6 +300,7 @@ export class Sender {
       nackEntries: 0,
       rateBps: maxRate,
       rateDecreases: 0,
+      bottleneckBps: null,
       blocksFirstPassSent: 0,
       blocksRead: 0,
       drops: newDropCounters(),
@@ -368,6 +371,7 @@ export class Sender {
   getStats(): SenderStats {
     this.stats.rateBps = this.pacer.bitsPerSecond;
     this.stats.rateDecreases = this.rate.decreases;
+    this.stats.bottleneckBps = this.rate.bottleneck;
     return this.stats;
   }
 
@@ -499,7 +503,7 @@ export class Sender {
     if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
       r.lossPpm = s.lossPpm;
       if (this.judgeReceiverRate(now, r, s.received)) return;
-      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now, this.intakeRate(now, previousStatusAt, s.received));
+      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now, this.intakeRate(now, previousStatusAt, s));
       this.pacer.setRate(this.rate.update(now, this.statusIntervalMs(), this.sentBps), now);
     } else if (s.state === ReceiverState.Complete) {
       if (r.outcome === 'active') {
@@ -561,16 +565,20 @@ export class Sender {
   }
 
   /**
-   * The rate a receiver took DATA in over its last status interval, which is the time since its previous
-   * STATUS arrived; null when that report was lost (or there was none) and the interval is unknown.
+   * The rate a receiver took DATA in over its last status interval: the interval it reports or, from receivers
+   * that do not say, the time since its previous STATUS arrived (which a busy receiver's late timers blur).
+   * Null when neither is known (that report was lost, or there was none).
    */
-  private intakeRate(now: number, previousStatusAt: number | null, received: number): number | null {
-    if (previousStatusAt === null) return null;
-    const interval = this.statusIntervalMs();
-    const elapsed = now - previousStatusAt;
-    // Receivers spread their reports by ±10 % of the interval; a gap far longer spans a lost report.
-    if (elapsed < interval * 0.5 || elapsed > interval * 1.5) return null;
-    return (received * this.dataFrameBits * 1000) / elapsed;
+  private intakeRate(now: number, previousStatusAt: number | null, s: StatusPacket): number | null {
+    let elapsed = s.intervalMicros / 1000;
+    if (elapsed === 0) {
+      if (previousStatusAt === null) return null;
+      const interval = this.statusIntervalMs();
+      elapsed = now - previousStatusAt;
+      // Receivers spread their reports by ±10 % of the interval; a gap far longer spans a lost report.
+      if (elapsed < interval * 0.5 || elapsed > interval * 1.5) return null;
+    }
+    return (s.received * this.dataFrameBits * 1000) / elapsed;
   }
 
   private sampleRtt(now: number, r: ReceiverRecord, echo: Echo): void {

@@ -37,8 +37,10 @@ test('a bottleneck below the ceiling: the rate lands just under it at once and h
   const { rates } = drive(300e6, 0, 10e9);
   // One report at 10 Gbit/s says what got through: the next rate is 95 % of it, not a fixed fraction of 10 G.
   assert.ok(rates[0]! >= 280e6 && rates[0]! <= 300e6, `first decrease to ${rates[0]! / 1e6} Mbit/s`);
+  // Above it only while looking for more now and then, and never far.
   const above = rates.filter((r) => r > 300e6).length;
-  assert.ok(above <= rates.length * 0.1, `${above} of ${rates.length} intervals above the bottleneck`);
+  assert.ok(above <= rates.length * 0.12, `${above} of ${rates.length} intervals above the bottleneck`);
+  assert.ok(Math.max(...rates.slice(1)) <= 330e6, `peak ${Math.max(...rates.slice(1)) / 1e6} Mbit/s`);
   const m = mean(rates.slice(-40));
   assert.ok(m > 270e6 && m < 310e6, `mean ${m / 1e6}`);
 });
