@@ -218,7 +218,8 @@ export class RateController {
     r.excess = Math.max(0, loss - r.baseline - this.noise(r));
     r.streak = r.excess > SMALL_EXCESS ? r.streak + 1 : 0;
     // A report measured before a decrease under test could show: what this receiver lost before it.
-    if (this.trial && now < this.trial.freshFrom && r.excess > SMALL_EXCESS) this.trial.before.set(nodeId, { loss, excess: r.excess });
+    const trial = this.trial;
+    if (trial && now < trial.freshFrom && r.excess > SMALL_EXCESS && !trial.before.has(nodeId)) trial.before.set(nodeId, { loss, excess: r.excess });
     // Background loss that has eased off is unlearnt gradually. (It is learnt only by experiment, never from
     // reports alone: a receiver overflowing a little more each time would pass its overflow off as background.)
     if (loss < r.baseline && lossNoise(loss, samples) < SMALL_EXCESS) r.baseline += (loss - r.baseline) * BACKGROUND_GAIN;
@@ -240,8 +241,9 @@ export class RateController {
   }
 
   /**
-   * Called once per feedback interval with the rate the sender really achieved lately (it can be far below
-   * the pacer's rate when the ceiling is "unlimited"); returns the new rate.
+   * Called with each report, and decides at most once per 0.8 feedback intervals, given the rate the sender
+   * really achieved lately (it can be far below the pacer's rate when the ceiling is "unlimited"); returns the
+   * new rate.
    */
   update(now: number, intervalMs: number, sentBps: number): number {
     // Once per interval; receivers' reports are spread by ±10 %, so one that comes a little early counts.
@@ -331,7 +333,6 @@ export class RateController {
     this.rate = trial.rateBefore;
     this.bottleneckBps = trial.bottleneckBefore;
     this.bottleneckNode = trial.bottleneckNodeBefore;
-    return;
   }
 
   private decrease(now: number, intervalMs: number, worst: ReceiverLoss, node: number, sentBps: number): void {
@@ -342,7 +343,7 @@ export class RateController {
     const taken = worst.takenBps ?? base * (1 - worst.loss);
     const bottleneck = taken / (1 - worst.baseline);
     const rate = Math.max(this.config.minBps, bottleneck * LANDING);
-    if (rate >= this.rate) return; // already at the floor: nothing to try
+    if (rate >= this.rate) return; // at the floor already (or the rate is below what got through): nothing to try
     const before = new Map<number, LossBefore>();
     for (const [n, r] of this.receivers) if (r.excess > SMALL_EXCESS) before.set(n, { loss: r.loss, excess: r.excess });
     // A further decrease before the last one was judged replaces it: undone, it undoes both.
