@@ -62,6 +62,60 @@ export interface LinkOptions {
   joinAtMs?: number;
   /** Stop answering at this time (the host vanished). */
   dieAtMs?: number;
+  /** The receiving process cannot take in datagrams faster than this (its CPU), see IntakeOptions. */
+  intake?: IntakeOptions;
+}
+
+/**
+ * A receiving process slower than its link: datagrams wait in its socket buffer and are taken in at `bps` (frame
+ * bits, as the sender's rate counts them); one that arrives to a full buffer is dropped, as the kernel drops
+ * what overflows a socket's receive buffer. Optional stalls (a garbage collection, a disk flush) stop the
+ * intake for `stallMs` every `stallEveryMs`.
+ */
+export interface IntakeOptions {
+  bps: number;
+  /** Socket receive buffer, in frame bytes (default 256 KiB). */
+  bufferBytes?: number;
+  stallMs?: number;
+  stallEveryMs?: number;
+}
+
+/** A socket buffer drained at a fixed rate, with stalls (see IntakeOptions). */
+class IntakeQueue {
+  private readonly doneAt: number[] = [];
+  private readonly sizes: number[] = [];
+  private head = 0;
+  private queuedBytes = 0;
+  private freeAt = 0;
+
+  constructor(private readonly options: IntakeOptions) {}
+
+  /** When the process takes in a datagram reaching its socket at `arrival`, or null when the buffer is full. */
+  admit(arrival: number, frameBytes: number): number | null {
+    while (this.head < this.doneAt.length && this.doneAt[this.head]! <= arrival) {
+      this.queuedBytes -= this.sizes[this.head]!;
+      this.head++;
+    }
+    if (this.head > 4096) {
+      this.doneAt.splice(0, this.head);
+      this.sizes.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.queuedBytes + frameBytes > (this.options.bufferBytes ?? 256 * 1024)) {
+      return null;
+    }
+    let start = Math.max(arrival, this.freeAt);
+    const { stallMs, stallEveryMs } = this.options;
+    if (stallMs && stallEveryMs) {
+      const phase = start % stallEveryMs;
+      if (phase < stallMs) start += stallMs - phase;
+    }
+    this.freeAt = start + ((frameBytes * 8) / this.options.bps) * 1000;
+    this.doneAt.push(this.freeAt);
+    this.sizes.push(frameBytes);
+    this.queuedBytes += frameBytes;
+    return this.freeAt;
+  }
 }
 
 export interface NetworkOptions {
@@ -180,6 +234,8 @@ export interface SimHost<E> {
   failure: string | null;
   linkFreeAt: number;
   dataPacketsDelivered: number;
+  /** Datagrams its process was too slow to take in (LinkOptions.intake: socket buffer overflows). */
+  intakeOverflows: number;
   /** Bytes handed out by the engine that matched / did not match the image (keepOutput false only). */
   verifiedBytes: number;
   mismatchedBytes: number;
@@ -262,6 +318,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
   private readonly wakeAt: number[] = [];
   private readonly losses: LossState[] = [];
   private readonly feedbackLosses: LossState[] = [];
+  private readonly intakes: (IntakeQueue | null)[] = [];
   private readonly byAddress = new Map<string, H>();
   private uplinkFreeAt = 0;
   private pendingCount = 0;
@@ -350,6 +407,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
     this.feedbackLosses.push(
       new LossState(host.link.feedbackLoss ?? host.link.loss, seededRandom(this.options.seed * 15485863 + index)),
     );
+    this.intakes.push(host.link.intake ? new IntakeQueue(host.link.intake) : null);
     this.dieAt.push(host.link.dieAtMs ?? Infinity);
     this.pendingCount++;
     this.order = null;
@@ -387,6 +445,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
       failure: null,
       linkFreeAt: 0,
       dataPacketsDelivered: 0,
+      intakeOverflows: 0,
       verifiedBytes: 0,
       mismatchedBytes: 0,
     };
@@ -1071,6 +1130,15 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
       if (start - arrival > (this.options.queueMs ?? 20)) return null;
       r.linkFreeAt = start + ((frameBytes * 8) / link.rateBps) * 1000;
       arrival = r.linkFreeAt;
+    }
+    const intake = this.intakes[r.index - 1];
+    if (intake) {
+      const takenAt = intake.admit(arrival, frameBytes);
+      if (takenAt === null) {
+        r.intakeOverflows++;
+        return null;
+      }
+      arrival = takenAt;
     }
     return arrival;
   }

@@ -1,5 +1,5 @@
 // Sending rate: a token-bucket pacer (no bursts beyond 5 ms of traffic: Node timers fire every 1-3 ms) and a loss-driven
-// AIMD controller that backs off when receivers report loss above their own background level.
+// controller that finds the slowest receiver's bottleneck, settles just under it and remembers it.
 
 /** Rates are bits per second of link-layer frames: datagram + UDP/IP/Ethernet headers, what `tc tbf` counts. */
 export const UNLIMITED_BPS = 10e9;
@@ -87,90 +87,318 @@ interface ReceiverLoss {
   loss: number;
   /** Packets the loss figure was measured over. */
   samples: number;
-  /** When the figure arrived: a probe is judged only on figures measured after its decrease. */
+  /** When the figure arrived: a decrease is judged only on figures measured after it. */
   at: number;
+  /** Learnt background loss: what this receiver loses whatever the rate (slowing down does not cure it). */
   baseline: number;
+  /** Loss above the background beyond measurement noise, in the last report (0 when none or too few packets). */
+  excess: number;
+  /** Mean change of its loss from one report to the next (bursty loss varies far more than random loss). */
+  swing: number;
+  swings: number;
+  /** The last report with enough packets (its loss and arrival). */
+  previous: { loss: number; at: number } | null;
+  /** Reports in a row with an excess above SMALL_EXCESS. */
+  streak: number;
+  /** What the receiver took in over the report's interval (bits/s of frames), null when unknown. */
+  takenBps: number | null;
+}
+
+interface LossBefore {
+  loss: number;
+  excess: number;
 }
 
 /** Fewer packets than this make a loss figure too noisy to act on (8 % loss: ±1.5 % at one sigma). */
 const MIN_SAMPLES = 300;
+/**
+ * Excess loss that is congestion at once, and excess that is congestion when two reports in a row show it
+ * (bursty background loss strays far from its mean in single reports).
+ */
+const LARGE_EXCESS = 0.1;
+const SMALL_EXCESS = 0.01;
+/** A decrease lands this far under the bottleneck it measured; the rate then holds there. */
+const LANDING = 0.95;
+/** Time at the landing rate before looking for more capacity: doubled each time the same bottleneck is hit again. */
+const MIN_HOLD_MS = 2000;
+const MAX_HOLD_MS = 32_000;
+/** Two bottleneck measurements this close (relative) are the same bottleneck. */
+const SAME_BOTTLENECK = 0.1;
+/** Looking for more capacity: each interval adds this share of the bottleneck times the intervals spent looking so far. */
+const SEARCH_STEP = 0.01;
+/** Nothing lost this far above the bottleneck: it has gone. */
+const GONE = 1.1;
+/** Weight of each report below the learnt background loss in unlearning it. */
+const BACKGROUND_GAIN = 0.1;
+/** Growth per interval while no bottleneck is known. */
+const FAST_GROWTH = 1.25;
+
+/** Three standard errors of a loss fraction measured over `samples` packets. */
+function lossNoise(loss: number, samples: number): number {
+  return 3 * Math.sqrt((loss * (1 - loss)) / samples);
+}
 
 /**
- * AIMD on loss reports. Random loss on a receiver's line is not congestion, so each receiver's background loss
- * is learnt: a decrease that does not lower the worst loss shows that loss was background, and it is undone.
- * On congestion the rate drops to what the worst receiver actually took in (its bottleneck), not by a fixed
- * factor, so a sender far above a link's rate converges in one step.
+ * Loss-driven rate control that converges on the slowest receiver's bottleneck and stays there.
+ *
+ * Loss above a receiver's background means the rate exceeds what some receiver (its link or its process) can
+ * take. The rate then drops to just under what that receiver actually took in (the bottleneck), not by a fixed
+ * factor, and the bottleneck is remembered: the rate holds just under it and only now and then, after a hold
+ * that doubles each time the same bottleneck is hit again, creeps above it to look for more. Far below the
+ * bottleneck (or with none known) it grows fast. Random loss on a receiver's line is not congestion, and it is
+ * told apart by experiment: a decrease after which a receiver's loss does not fall shows that loss is
+ * background; the decrease is undone and that receiver's background raised (it is unlearnt gradually when
+ * later reports show less). Receivers whose loss swings from report to report (bursty loss) need more to count.
  */
 export class RateController {
   rate: number;
+  decreases = 0;
   private readonly receivers = new Map<number, ReceiverLoss>();
   private lastDecision = -Infinity;
-  private probe: { worstBefore: number; rateBefore: number; node: number; at: number; waited: number } | null = null;
-  decreases = 0;
+  /** When the rate last changed, and the interval between decisions. */
+  private rateChangedAt = -Infinity;
+  private intervalMs = 250;
+  /** A decrease under test: undone unless the receiver's next report shows its loss falling. */
+  private trial: {
+    node: number;
+    /** Receivers losing more than their background before the decrease could show, and what they lost. */
+    before: Map<number, LossBefore>;
+    rateBefore: number;
+    bottleneckBefore: number | null;
+    bottleneckNodeBefore: number;
+    /** Reports from this time on cover time after the decrease. */
+    freshFrom: number;
+    waited: number;
+    /** Reports on the decrease that showed the loss only partly down. */
+    unconvinced: number;
+  } | null = null;
+  /** The slowest receiver's bottleneck (bits/s) as last measured, null when none is known. */
+  private bottleneckBps: number | null = null;
+  private bottleneckNode = -1;
+  private holdMs = MIN_HOLD_MS;
+  /** When the rate reached its landing under the bottleneck (null: not there). */
+  private landedAt: number | null = null;
+  private searchSteps = 0;
 
   constructor(private readonly config: RateControlConfig) {
     this.rate = config.maxBps;
   }
 
-  /** Excess loss over background that counts as congestion. */
-  static readonly THRESHOLD = 0.03;
+  /** The bottleneck the rate is held under (bits/s), or null while none is known. */
+  get bottleneck(): number | null {
+    return this.bottleneckBps;
+  }
 
-  report(nodeId: number, loss: number, samples: number, now: number): void {
-    const r = this.receivers.get(nodeId);
-    if (r) {
-      r.loss = loss;
-      r.samples = samples;
-      r.at = now;
-    } else this.receivers.set(nodeId, { loss, samples, at: now, baseline: 0 });
+  /**
+   * A receiver's report: its loss over its last interval, the packets that figure was measured over and, when
+   * the interval's length is known, the rate it took in (bits/s of frames).
+   */
+  report(nodeId: number, loss: number, samples: number, now: number, takenBps: number | null = null): void {
+    let r = this.receivers.get(nodeId);
+    if (!r) {
+      r = { loss, samples, at: now, baseline: 0, swing: 0, swings: 0, previous: null, excess: 0, streak: 0, takenBps };
+      this.receivers.set(nodeId, r);
+    }
+    r.loss = loss;
+    r.samples = samples;
+    r.at = now;
+    r.takenBps = takenBps;
+    if (samples < MIN_SAMPLES) {
+      r.excess = 0;
+      return;
+    }
+    // Only changes while the rate held steady say how the background varies (the first report after a change
+    // still counts losses of datagrams queued before it); capped, as the jump at the onset of congestion says
+    // little about it.
+    if (r.previous !== null && r.previous.at - 1.8 * this.intervalMs >= this.rateChangedAt && this.trial === null) {
+      const change = Math.min(Math.abs(loss - r.previous.loss), LARGE_EXCESS / 3);
+      r.swing += (change - r.swing) * Math.max(BACKGROUND_GAIN, 1 / (2 + r.swings++));
+    }
+    r.previous = { loss, at: now };
+    r.excess = Math.max(0, loss - r.baseline - this.noise(r));
+    r.streak = r.excess > SMALL_EXCESS ? r.streak + 1 : 0;
+    // A report measured before a decrease under test could show: what this receiver lost before it.
+    const trial = this.trial;
+    if (trial && now < trial.freshFrom && r.excess > SMALL_EXCESS && !trial.before.has(nodeId)) trial.before.set(nodeId, { loss, excess: r.excess });
+    // Background loss that has eased off is unlearnt gradually. (It is learnt only by experiment, never from
+    // reports alone: a receiver overflowing a little more each time would pass its overflow off as background.)
+    if (loss < r.baseline && lossNoise(loss, samples) < SMALL_EXCESS) r.baseline += (loss - r.baseline) * BACKGROUND_GAIN;
+  }
+
+  /**
+   * How far a receiver's loss figure can stray from its background by chance: three standard errors of a
+   * binomial count, or more if its reports vary more than that (the mean absolute difference of two
+   * independent figures is 1.13 standard deviations).
+   */
+  private noise(r: ReceiverLoss): number {
+    return Math.max(lossNoise(r.loss, r.samples), (3 * r.swing) / 1.13);
   }
 
   forget(nodeId: number): void {
     this.receivers.delete(nodeId);
+    // The bottleneck was this receiver's: the others may take more.
+    if (nodeId === this.bottleneckNode) this.clearBottleneck();
   }
 
   /**
-   * Called once per feedback interval with the rate the sender really achieved lately (it can be far below
-   * the pacer's rate when the ceiling is "unlimited"); returns the new rate.
+   * Called with each report, and decides at most once per 0.8 feedback intervals, given the rate the sender
+   * really achieved lately (it can be far below the pacer's rate when the ceiling is "unlimited"); returns the
+   * new rate.
    */
   update(now: number, intervalMs: number, sentBps: number): number {
-    if (!this.config.adaptive || now - this.lastDecision < intervalMs) return this.rate;
+    // Once per interval; receivers' reports are spread by ±10 %, so one that comes a little early counts.
+    if (!this.config.adaptive || now - this.lastDecision < intervalMs * 0.8) return this.rate;
     this.lastDecision = now;
-    if (this.probe) {
-      const probe = this.probe;
-      const r = this.receivers.get(probe.node);
-      // Judge only a report that covers time after the decrease (one interval later), with enough packets.
-      const fresh = r !== undefined && r.at >= probe.at + intervalMs * 0.8;
-      if (r && (!fresh || r.samples < MIN_SAMPLES) && ++probe.waited < 6) return this.rate;
-      this.probe = null;
-      // Undo when the loss did not fall, or when too little flowed to tell (the decrease is unproven).
-      if (!r || !fresh || r.samples < MIN_SAMPLES || r.loss > probe.worstBefore - Math.max(0.02, probe.worstBefore * 0.1)) {
-        // Slowing down did not help this receiver: its loss is background, not congestion.
-        if (r && r.samples >= MIN_SAMPLES) r.baseline = Math.max(r.baseline, r.loss);
-        this.rate = probe.rateBefore;
-        return this.rate;
-      }
-    }
-    let worst: ReceiverLoss | null = null;
-    let worstNode = -1;
-    for (const [node, r] of this.receivers) {
-      if (r.samples < MIN_SAMPLES) continue;
-      const noise = 3 * Math.sqrt((r.loss * (1 - r.loss)) / r.samples);
-      const excess = r.loss - r.baseline - noise;
-      if (excess > RateController.THRESHOLD && (!worst || excess > worst.loss - worst.baseline)) {
-        worst = r;
-        worstNode = node;
-      }
-    }
-    if (worst) {
-      this.probe = { worstBefore: worst.loss, rateBefore: this.rate, node: worstNode, at: now, waited: 0 };
-      // What got through to the worst receiver is the bottleneck's rate.
-      const base = sentBps > 0 ? Math.min(this.rate, sentBps) : this.rate;
-      const bottleneck = base * (1 - (worst.loss - worst.baseline)) * 0.95;
-      this.rate = Math.max(this.config.minBps, Math.min(base * 0.85, bottleneck));
-      this.decreases++;
-    } else {
-      this.rate = Math.min(this.config.maxBps, this.rate * 1.04 + 1e6);
-    }
+    this.intervalMs = intervalMs;
+    const rate = this.rate;
+    this.decide(now, intervalMs, sentBps);
+    if (this.rate !== rate) this.rateChangedAt = now;
     return this.rate;
+  }
+
+  private decide(now: number, intervalMs: number, sentBps: number): void {
+    const trial = this.trial;
+    if (trial) {
+      // A decrease is judged on the next report of the receiver it was for; that report (which may still count
+      // losses of datagrams queued before the decrease) decides nothing more. Another receiver congested at the
+      // lowered rate is slower still.
+      this.judgeTrial(now, intervalMs);
+      const slower = this.mostCongested(trial.freshFrom, trial.node);
+      if (slower) this.decrease(now, intervalMs, slower.r, slower.node, sentBps);
+      return;
+    }
+    const worst = this.mostCongested(-Infinity, -1);
+    if (worst) this.decrease(now, intervalMs, worst.r, worst.node, sentBps);
+    else this.grow(now);
+  }
+
+  /** The receiver with the largest excess loss that is congestion, among reports since `since`. */
+  private mostCongested(since: number, except: number): { r: ReceiverLoss; node: number } | null {
+    let worst: { r: ReceiverLoss; node: number } | null = null;
+    for (const [node, r] of this.receivers) {
+      if (node === except || r.at < since) continue;
+      // Looking above the bottleneck, the first small excess is the answer.
+      const congested = r.excess > LARGE_EXCESS || (r.excess > SMALL_EXCESS && (r.streak >= 2 || this.searchSteps > 0));
+      if (congested && (!worst || r.excess > worst.r.excess)) worst = { r, node };
+    }
+    return worst;
+  }
+
+  /** Keeps or undoes the decrease under test once its receivers have reported on it. */
+  private judgeTrial(now: number, intervalMs: number): void {
+    const trial = this.trial!;
+    const r = this.receivers.get(trial.node);
+    // Judge only reports that cover time after the decrease (one interval later), with enough packets.
+    const fresh = (x: ReceiverLoss) => x.at >= trial.freshFrom && x.samples >= MIN_SAMPLES;
+    const fell = (x: ReceiverLoss, before: LossBefore) => before.loss - x.loss > this.noise(x);
+    if (r && !fresh(r) && ++trial.waited < 6) return;
+    // The others that lost more than their background get an interval longer to report on the decrease too.
+    for (const node of trial.before.keys()) {
+      const x = this.receivers.get(node);
+      if (x && !fresh(x) && trial.waited++ < 2) return;
+    }
+    const before = trial.before.get(trial.node)!;
+    let kept = false;
+    if (r && fresh(r) && fell(r, before)) {
+      // Congestion eases as soon as the rate is under the bottleneck: at least half the excess goes.
+      kept = before.loss - r.loss >= before.excess / 2;
+      if (!kept && trial.unconvinced++ === 0) {
+        // Only partly down: a buffer that was full when the rate dropped drains slowly just under the
+        // bottleneck, and may still overflow meanwhile. Ask once more.
+        trial.freshFrom = r.at + intervalMs * 0.8;
+        trial.waited = 0;
+        return;
+      }
+      // Slowing down helped, if not enough: congestion, and the next decision takes the rate further down.
+      kept = true;
+    }
+    this.trial = null;
+    // The decrease was an experiment for every receiver that lost more than its background before it: those
+    // whose loss did not fall at all lose it anyway (one trial learns the background of many receivers).
+    for (const [node, lost] of trial.before) {
+      const x = this.receivers.get(node);
+      if (x && fresh(x) && !fell(x, lost)) {
+        x.baseline = Math.max(x.baseline, x.loss);
+        x.excess = 0;
+        x.streak = 0;
+      }
+    }
+    if (kept) {
+      const same = trial.bottleneckBefore !== null && Math.abs(this.bottleneckBps! - trial.bottleneckBefore) <= trial.bottleneckBefore * SAME_BOTTLENECK;
+      this.holdMs = same ? Math.min(MAX_HOLD_MS, this.holdMs * 2) : MIN_HOLD_MS;
+      this.landedAt = now;
+      return;
+    }
+    // Slowing down did not help this receiver (or too little flowed to tell): its loss is background.
+    this.rate = trial.rateBefore;
+    this.bottleneckBps = trial.bottleneckBefore;
+    this.bottleneckNode = trial.bottleneckNodeBefore;
+  }
+
+  private decrease(now: number, intervalMs: number, worst: ReceiverLoss, node: number, sentBps: number): void {
+    // What got through to the worst receiver, plus what its background loss took, is the bottleneck's rate.
+    // Measured at the receiver when its interval's length is known; else from what was sent, which mixes
+    // rates when the rate changed during the interval.
+    const base = sentBps > 0 ? Math.min(this.rate, sentBps) : this.rate;
+    const taken = worst.takenBps ?? base * (1 - worst.loss);
+    const bottleneck = taken / (1 - worst.baseline);
+    const rate = Math.max(this.config.minBps, bottleneck * LANDING);
+    if (rate >= this.rate) return; // at the floor already (or the rate is below what got through): nothing to try
+    const before = new Map<number, LossBefore>();
+    for (const [n, r] of this.receivers) if (r.excess > SMALL_EXCESS) before.set(n, { loss: r.loss, excess: r.excess });
+    // A further decrease before the last one was judged replaces it: undone, it undoes both.
+    const earlier = this.trial;
+    this.trial = {
+      node,
+      before,
+      rateBefore: earlier?.rateBefore ?? this.rate,
+      bottleneckBefore: earlier ? earlier.bottleneckBefore : this.bottleneckBps,
+      bottleneckNodeBefore: earlier ? earlier.bottleneckNodeBefore : this.bottleneckNode,
+      freshFrom: now + intervalMs * 0.8,
+      waited: 0,
+      unconvinced: 0,
+    };
+    this.bottleneckBps = bottleneck;
+    this.bottleneckNode = node;
+    this.rate = rate;
+    this.landedAt = null;
+    this.searchSteps = 0;
+    this.decreases++;
+  }
+
+  private grow(now: number): void {
+    const bottleneck = this.bottleneckBps;
+    if (bottleneck === null) {
+      this.rate = Math.min(this.config.maxBps, this.rate * FAST_GROWTH + 1e6);
+      return;
+    }
+    const landing = bottleneck * LANDING;
+    if (this.rate < landing) {
+      // Far below: halve the distance each interval.
+      this.rate = Math.min(landing, this.rate + Math.max((landing - this.rate) / 2, 1e6));
+      return;
+    }
+    this.landedAt ??= now;
+    if (now - this.landedAt < this.holdMs) return;
+    // Held long enough: creep above the bottleneck, faster the longer nothing is lost (+1 %, +2 %, +3 % ... of
+    // it per step), so a bottleneck that has gone is left behind within seconds. A step every other interval:
+    // reports come an interval late, and the next step waits for those that cover this one.
+    if (this.searchSteps > 0 && now - this.rateChangedAt < 1.6 * this.intervalMs) return;
+    if (this.rate >= bottleneck * GONE) {
+      // Well above the bottleneck and nothing lost: it has gone (the receiver sped up, or others held it).
+      this.clearBottleneck();
+      this.rate = Math.min(this.config.maxBps, this.rate * FAST_GROWTH + 1e6);
+      return;
+    }
+    this.searchSteps++;
+    this.rate = Math.min(this.config.maxBps, this.rate + bottleneck * SEARCH_STEP * this.searchSteps);
+  }
+
+  private clearBottleneck(): void {
+    this.bottleneckBps = null;
+    this.bottleneckNode = -1;
+    this.holdMs = MIN_HOLD_MS;
+    this.landedAt = null;
+    this.searchSteps = 0;
   }
 }

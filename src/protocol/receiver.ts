@@ -149,6 +149,8 @@ export class Receiver {
   private intervalReceived = 0;
   private intervalHighSeq = -1;
   private lastReportHighSeq = -1;
+  /** When the last STATUS went out: its counts cover the time since (null: none yet). */
+  private lastStatusSentAt: number | null = null;
   private readonly out: Transmit[] = [];
   private readonly events: ReceiverEvent[] = [];
   private readonly random: () => number;
@@ -495,9 +497,11 @@ export class Receiver {
         echo: this.echo(now),
         received: this.lastReportHighSeq >= 0 ? this.intervalReceived : 0,
         lossPpm: this.stats.lossPpm,
+        intervalMicros: this.lastStatusSentAt === null ? 0 : (now - this.lastStatusSentAt) * 1000,
         digest: state === ReceiverState.Complete ? this.imageDigestValue : null,
       }),
     );
+    this.lastStatusSentAt = now;
     this.stats.statusPackets++;
     this.lastReportHighSeq = this.intervalHighSeq;
     this.intervalReceived = 0;

@@ -1,7 +1,7 @@
 // The sender's state machine (sans-IO): fed datagrams, block data and the time; yields datagrams, timer
 // deadlines and events. See docs/protocol.md for the rules implemented here.
 import { type BlockEncoder, DEFAULT_FEC_SCHEME, FEC_SCHEME_NAMES, type FecScheme, blockEncoder, defaultBlockSymbols, symbolIdOf } from '../fec/scheme.js';
-import { openDatagram, type PacketProtector } from './crypto.js';
+import { SEAL_OVERHEAD, openDatagram, type PacketProtector } from './crypto.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbols } from './geometry.js';
 import { Pacer, RateController, UNLIMITED_BPS } from './rate.js';
 import {
@@ -113,6 +113,8 @@ export interface SenderStats {
   nackEntries: number;
   rateBps: number;
   rateDecreases: number;
+  /** The slowest receiver's bottleneck as last measured, which the rate is held just under (null: none known). */
+  bottleneckBps: number | null;
   blocksFirstPassSent: number;
   /** Blocks asked of the application (need-block): the block count, plus re-reads of evicted blocks for repairs. */
   blocksRead: number;
@@ -221,6 +223,8 @@ export class Sender {
   private sentWindowStart = 0;
   private sentWindowBytes = 0;
   private readonly rate: RateController;
+  /** Bits a full DATA datagram costs on the link (what receivers' DATA counts are converted to rates with). */
+  private readonly dataFrameBits: number;
   private readonly stats: SenderStats;
   private readonly dropReasons = new Map<number, DropReason>();
   /** Slow-client handling: what each receiver took in over the current window. */
@@ -278,7 +282,9 @@ export class Sender {
     this.grttWindowStart = now;
     this.nextAnnounceAt = now;
     this.nextHousekeepingAt = now;
-    this.pacer = new Pacer(maxRate, now, DATA_HEADER_BYTES + this.geometry.symbolSize + this.opts.frameOverhead);
+    const dataFrameBytes = DATA_HEADER_BYTES + this.geometry.symbolSize + this.opts.frameOverhead + (this.opts.protector ? SEAL_OVERHEAD : 0);
+    this.dataFrameBits = dataFrameBytes * 8;
+    this.pacer = new Pacer(maxRate, now, dataFrameBytes);
     this.rate = new RateController({ maxBps: maxRate, minBps: this.opts.minRateBps, adaptive: this.opts.adaptiveRate });
     this.stats = {
       phase: 'waiting',
@@ -294,6 +300,7 @@ export class Sender {
       nackEntries: 0,
       rateBps: maxRate,
       rateDecreases: 0,
+      bottleneckBps: null,
       blocksFirstPassSent: 0,
       blocksRead: 0,
       drops: newDropCounters(),
@@ -364,6 +371,7 @@ export class Sender {
   getStats(): SenderStats {
     this.stats.rateBps = this.pacer.bitsPerSecond;
     this.stats.rateDecreases = this.rate.decreases;
+    this.stats.bottleneckBps = this.rate.bottleneck;
     return this.stats;
   }
 
@@ -485,6 +493,7 @@ export class Sender {
     r.lastHeard = now;
     r.address = from;
     r.blocksComplete = s.blocksComplete;
+    const previousStatusAt = r.lastStatusAt;
     r.lastStatusAt = now;
     this.sampleRtt(now, r, s.echo);
     if (r.outcome === 'dropped') {
@@ -494,7 +503,7 @@ export class Sender {
     if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
       r.lossPpm = s.lossPpm;
       if (this.judgeReceiverRate(now, r, s.received)) return;
-      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now);
+      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now, this.intakeRate(now, previousStatusAt, s));
       this.pacer.setRate(this.rate.update(now, this.statusIntervalMs(), this.sentBps), now);
     } else if (s.state === ReceiverState.Complete) {
       if (r.outcome === 'active') {
@@ -555,6 +564,23 @@ export class Sender {
     }
   }
 
+  /**
+   * The rate a receiver took DATA in over its last status interval: the interval it reports or, from receivers
+   * that do not say, the time since its previous STATUS arrived (which a busy receiver's late timers blur).
+   * Null when neither is known (that report was lost, or there was none).
+   */
+  private intakeRate(now: number, previousStatusAt: number | null, s: StatusPacket): number | null {
+    let elapsed = s.intervalMicros / 1000;
+    if (elapsed === 0) {
+      if (previousStatusAt === null) return null;
+      const interval = this.statusIntervalMs();
+      elapsed = now - previousStatusAt;
+      // Receivers spread their reports by ±10 % of the interval; a gap far longer spans a lost report.
+      if (elapsed < interval * 0.5 || elapsed > interval * 1.5) return null;
+    }
+    return (s.received * this.dataFrameBits * 1000) / elapsed;
+  }
+
   private sampleRtt(now: number, r: ReceiverRecord, echo: Echo): void {
     const rtt = rttFromEcho(now, echo);
     if (rtt === null) return;
@@ -598,8 +624,7 @@ export class Sender {
     w.packets += received;
     const elapsed = now - w.start;
     if (elapsed < SLOW_WINDOW_MS) return false;
-    const frameBits = (DATA_HEADER_BYTES + this.geometry.symbolSize + this.opts.frameOverhead) * 8;
-    const takenBps = (w.packets * frameBits * 1000) / elapsed;
+    const takenBps = (w.packets * this.dataFrameBits * 1000) / elapsed;
     const sentBps = ((this.stats.wireBytes - w.sentBytes) * 8 * 1000) / elapsed;
     // Only a window in which the sender offered at least the floor says anything about the receiver.
     if (sentBps >= floor) w.strikes = takenBps < floor ? w.strikes + 1 : 0;

@@ -103,6 +103,8 @@ export interface StatusPacket {
   received: number;
   /** Loss in the last report interval, parts per million. */
   lossPpm: number;
+  /** Length of that interval in µs (0: not given), so the sender can tell the rate the receiver took in. */
+  intervalMicros: number;
   digest: Uint8Array | null;
 }
 const STATUS_BYTES = HEADER_BYTES + 32;
@@ -335,7 +337,7 @@ export function encodeStatus(sessionId: number, s: StatusPacket): Buffer {
   buf.writeUInt32BE(s.echo.delay >>> 0, 24);
   buf.writeUInt32BE(s.received >>> 0, 28);
   buf.writeUInt32BE(Math.min(s.lossPpm, 1_000_000) >>> 0, 32);
-  buf.writeUInt32BE(0, 36);
+  buf.writeUInt32BE(Math.min(Math.max(0, Math.round(s.intervalMicros)), 0xffffffff), 36);
   if (s.digest) buf.set(s.digest, STATUS_BYTES);
   return buf;
 }
@@ -358,6 +360,7 @@ export function decodeStatus(body: Buffer): StatusPacket {
     echo: { timestamp: body.readUInt32BE(20), delay: body.readUInt32BE(24) },
     received: body.readUInt32BE(28),
     lossPpm,
+    intervalMicros: body.readUInt32BE(36),
     digest,
   };
 }
