@@ -95,7 +95,8 @@ endpointOptions(
     if (o.blockSymbols !== undefined && o.blockSymbols > maxBlockSymbols(fec)) {
       throw new UsageError(`--block-symbols ${o.blockSymbols} is too large for ${o.fec}: at most ${maxBlockSymbols(fec)} (or use --fec raptorq)`);
     }
-    log(quiet, `sending ${path} to ${o.group}:${o.port}${o.interface ? ` on ${o.interface}` : ''}; FEC ${o.fec}${o.blockSymbols ? ` (${o.blockSymbols} symbols per block)` : ''}, kernel ${fecKernelName()}; waiting for ${o.minReceivers} receiver(s)${settleMs > 0 ? ` and ${settleMs / 1000} s more for stragglers` : ''}${key ? '; encrypted' : ''}`);
+    // (Naming the FEC kernel loads it: only when the line is shown.)
+    if (!quiet) log(quiet, `sending ${path} to ${o.group}:${o.port}${o.interface ? ` on ${o.interface}` : ''}; FEC ${o.fec}${o.blockSymbols ? ` (${o.blockSymbols} symbols per block)` : ''}, kernel ${fecKernelName()}; waiting for ${o.minReceivers} receiver(s)${settleMs > 0 ? ` and ${settleMs / 1000} s more for stragglers` : ''}${key ? '; encrypted' : ''}`);
     const bar = progressBar(!quiet, 'send |{bar}| {percentage}% first pass | {receivers} receivers, {done} done | {rate}');
     let started = false;
     const summary = await sendImage({

@@ -87,9 +87,10 @@ export function getCodec(k: number, symbolSize: number, options?: { kernel?: 'wa
   let kernel: Kernel;
   if (want === 'js') kernel = jsKernel;
   else if (want === 'wasm') {
-    if (!wasmKernel) throw new Error(`fec: the wasm SIMD kernel is not available: ${wasmUnavailableReason ?? 'unknown reason'}`);
-    kernel = wasmKernel;
-  } else kernel = wasmKernel ?? jsKernel;
+    const wasm = wasmKernel();
+    if (!wasm) throw new Error(`fec: the wasm SIMD kernel is not available: ${wasmUnavailableReason() ?? 'unknown reason'}`);
+    kernel = wasm;
+  } else kernel = wasmKernel() ?? jsKernel;
   const key = `${k}/${symbolSize}/${kernel.name}`;
   let codec = cache.get(key);
   if (!codec) {
@@ -100,5 +101,5 @@ export function getCodec(k: number, symbolSize: number, options?: { kernel?: 'wa
 }
 
 export function fecKernelName(): 'wasm-simd' | 'js' {
-  return (wasmKernel ?? jsKernel).name;
+  return (wasmKernel() ?? jsKernel).name;
 }

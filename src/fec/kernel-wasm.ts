@@ -120,10 +120,9 @@ class WasmKernel implements Kernel {
   }
 }
 
-/** Why the wasm kernel is not in use (null when it is): for diagnostics and tests, never thrown. */
-export let wasmUnavailableReason: string | null = null;
-
+let unavailableReason: string | null = null;
 let kernelModule: object | null = null;
+let loaded: WasmKernel | null | undefined;
 
 function load(): WasmKernel | null {
   try {
@@ -132,9 +131,9 @@ function load(): WasmKernel | null {
     const exports = new WebAssembly.Instance(kernelModule, {}).exports as unknown as KernelExports;
     const kernel = new WasmKernel(exports);
     if (selfCheck(kernel) && selfCheckRowOps(exports)) return kernel;
-    wasmUnavailableReason = 'kernel.wasm disagrees with the JS kernel (self-check failed)';
+    unavailableReason = 'kernel.wasm disagrees with the JS kernel (self-check failed)';
   } catch (err) {
-    wasmUnavailableReason = err instanceof Error ? err.message : String(err);
+    unavailableReason = err instanceof Error ? err.message : String(err);
   }
   return null;
 }
@@ -178,7 +177,20 @@ function selfCheckRowOps(x: KernelExports): boolean {
   return true;
 }
 
-export const wasmKernel: Kernel | null = load();
+/**
+ * The wasm SIMD kernel, or null where it cannot be used. Compiled and self-checked on first use, not at
+ * import: a session that loses nothing never codes, and every process start pays for what it loads.
+ */
+export function wasmKernel(): Kernel | null {
+  if (loaded === undefined) loaded = load();
+  return loaded;
+}
+
+/** Why the wasm kernel is not in use (null when it is): for diagnostics and tests, never thrown. */
+export function wasmUnavailableReason(): string | null {
+  wasmKernel();
+  return unavailableReason;
+}
 
 /**
  * A fresh kernel instance with its own memory, coefficient tables in place, for a coder that keeps
@@ -186,7 +198,7 @@ export const wasmKernel: Kernel | null = load();
  * wasmUnavailableReason); the caller then uses the JS row operations.
  */
 export function newKernelInstance(): KernelExports | null {
-  if (!wasmKernel || !kernelModule) return null;
+  if (!wasmKernel() || !kernelModule) return null;
   const x = new WebAssembly.Instance(kernelModule, {}).exports as unknown as KernelExports;
   new Uint8Array(x.memory.buffer).set((nibbles ??= nibbleTables()), 0);
   return x;

@@ -67,7 +67,7 @@ function received(codec: ErasureCodec, block: Uint8Array, n: number, how: Pick, 
 
 test('the wasm SIMD kernel is built and is the default', () => {
   // Node 20 always has SIMD128 and the build always assembles kernel.wasm, so 'js' here is a bug.
-  assert.equal(wasmUnavailableReason, null);
+  assert.equal(wasmUnavailableReason(), null);
   assert.equal(fecKernelName(), 'wasm-simd');
   assert.equal(MAX_SYMBOL_ID, 255);
   assert.equal(getCodec(10, 100), getCodec(10, 100, { kernel: 'wasm' }));

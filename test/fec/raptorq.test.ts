@@ -10,8 +10,8 @@ import { wasmUnavailableReason } from '../../src/fec/kernel-wasm.js';
 import { sha256 } from '../../src/protocol/common.js';
 import { xorshift } from './reference.js';
 
-const KERNELS = wasmUnavailableReason === null ? (['wasm', 'js'] as const) : (['js'] as const);
-if (wasmUnavailableReason !== null) console.log(`# wasm kernel unavailable (${wasmUnavailableReason}): testing the JS kernel only`);
+const KERNELS = wasmUnavailableReason() === null ? (['wasm', 'js'] as const) : (['js'] as const);
+if (wasmUnavailableReason() !== null) console.log(`# wasm kernel unavailable (${wasmUnavailableReason()}): testing the JS kernel only`);
 
 /** Deterministic test data: a 32-bit LCG, top byte per octet. */
 function lcgBlock(K: number, T: number): Uint8Array {
@@ -200,7 +200,7 @@ test('dispose(): pooled memory is reused across sizes; a disposed coder fails cl
 
 test('symbol arena: wasm and JS row operations agree (xor, multiply-add, scale, copy)', (t) => {
   if (KERNELS.length < 2) {
-    t.skip(`wasm kernel unavailable: ${wasmUnavailableReason}`);
+    t.skip(`wasm kernel unavailable: ${wasmUnavailableReason()}`);
     return;
   }
   const S = 37;

@@ -27,7 +27,7 @@ export class SymbolArena {
     this.stride = (size + 15) & ~15;
     this.x = kernel === 'js' ? null : newKernelInstance();
     if (kernel === 'wasm' && !this.x) {
-      throw new Error(`raptorq: the wasm SIMD kernel is not available: ${wasmUnavailableReason ?? 'unknown reason'}`);
+      throw new Error(`raptorq: the wasm SIMD kernel is not available: ${wasmUnavailableReason() ?? 'unknown reason'}`);
     }
     this.kernelName = this.x ? 'wasm-simd' : 'js';
     this.base = this.x ? KERNEL_DATA_OFFSET : 0;
@@ -167,5 +167,5 @@ export function releaseArena(arena: SymbolArena): void {
 }
 
 function defaultKernelName(): 'wasm-simd' | 'js' {
-  return wasmUnavailableReason === null ? 'wasm-simd' : 'js';
+  return wasmUnavailableReason() === null ? 'wasm-simd' : 'js';
 }
