@@ -127,7 +127,8 @@ function dpText(s: DpSettings): string {
 }
 
 function sessionRow(s: SessionView): string[] {
-  const clients = s.live ? `${s.live.clients.length}` : '';
+  // Live: the clients in the session now; afterwards: how many of those admitted completed.
+  const clients = s.live ? `${s.live.clients.length}` : `${s.clientsCompleted}/${s.clientCount} done`;
   return [String(s.id), s.imageName, `${s.group}:${s.port}`, s.state + (s.live ? ` (${s.live.phase})` : ''), s.createdAt, clients, orDash(s.endReason)];
 }
 

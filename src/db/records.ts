@@ -53,6 +53,9 @@ export interface SessionRecord extends Partial<Record<keyof SessionCounters, num
   /** Settings the session ran with (rate, schedule, geometry, encryption flag; never the key). */
   params: Record<string, unknown>;
   endReason: string | null;
+  /** Clients admitted to the session, and how many of them completed (also once it has ended). */
+  clientCount: number;
+  clientsCompleted: number;
 }
 
 export interface ClientRecord {

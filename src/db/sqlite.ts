@@ -207,8 +207,16 @@ function sessionFrom(r: Row): SessionRecord {
     controlPackets: num(r.control_packets),
     durationMs: num(r.duration_ms),
     endReason: str(r.end_reason),
+    clientCount: Number(r.client_count ?? 0),
+    clientsCompleted: Number(r.clients_completed ?? 0),
   };
 }
+
+/** A session row with its client counts (session_clients is indexed by session). */
+const SESSION_SELECT = `SELECT s.*,
+  (SELECT count(*) FROM session_clients c WHERE c.session_id = s.id) AS client_count,
+  (SELECT count(*) FROM session_clients c WHERE c.session_id = s.id AND c.outcome = 'completed') AS clients_completed
+  FROM multicast_sessions s`;
 
 class SqliteSessions implements SessionRepository {
   constructor(private readonly db: Db) {}
@@ -241,16 +249,16 @@ class SqliteSessions implements SessionRepository {
   }
 
   async get(id: number): Promise<SessionRecord | undefined> {
-    const r = this.db.prepare('SELECT * FROM multicast_sessions WHERE id = ?').get(id) as Row | undefined;
+    const r = this.db.prepare(`${SESSION_SELECT} WHERE s.id = ?`).get(id) as Row | undefined;
     return r && sessionFrom(r);
   }
 
   async list(filter: { limit?: number; state?: string; imageName?: string } = {}): Promise<SessionRecord[]> {
     const rows = this.db
       .prepare(
-        `SELECT * FROM multicast_sessions
-         WHERE (@state IS NULL OR state = @state) AND (@imageName IS NULL OR image_name = @imageName)
-         ORDER BY id DESC LIMIT @limit`,
+        `${SESSION_SELECT}
+         WHERE (@state IS NULL OR s.state = @state) AND (@imageName IS NULL OR s.image_name = @imageName)
+         ORDER BY s.id DESC LIMIT @limit`,
       )
       .all({ state: filter.state ?? null, imageName: filter.imageName ?? null, limit: filter.limit ?? DEFAULT_LIMIT }) as Row[];
     return rows.map(sessionFrom);

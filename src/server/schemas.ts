@@ -147,6 +147,8 @@ export const sessionSchema = obj(
     controlPackets: nint,
     durationMs: nint,
     endReason: nstr,
+    clientCount: int,
+    clientsCompleted: int,
     live: { anyOf: [{ type: 'null' }, liveStatusSchema] },
   },
   ['id', 'imageName', 'group', 'port', 'state', 'createdAt'],

@@ -15,7 +15,7 @@ export function sessionsTable(sessions: Session[], caption: string): HTMLElement
       { label: 'Image', cell: (s) => (s.imageId !== null ? link(imageHref(s.imageName), s.imageName) : s.imageName) },
       { label: 'State', cell: (s) => badge(s.live && s.state === 'running' ? s.live.phase : s.state) },
       { label: 'Group:port', cell: (s) => h('code', null, `${s.group}:${s.port}`) },
-      { label: 'Clients', cell: (s) => (s.live ? String(s.live.clients.length) : '—'), numeric: true },
+      { label: 'Clients', cell: (s) => (s.live ? String(s.live.clients.length) : `${s.clientsCompleted}/${s.clientCount} done`), numeric: true },
       { label: 'Created', cell: (s) => when(s.createdAt) },
       { label: 'Duration', cell: (s) => duration(s.durationMs), numeric: true },
       { label: 'Wire bytes', cell: (s) => bytesOrDash(s.live ? s.live.wireBytes : s.wireBytes), numeric: true },

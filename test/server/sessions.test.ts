@@ -74,6 +74,10 @@ test('multicast sessions: schedule, max clients, multicast-only, encryption, can
     assert.ok(clients.every((x) => x.outcome === 'completed' && x.bytes === image.length && x.repairsRequested !== null));
     const third = clients.find((x) => x.clientName === 'pc-c')!;
     assert.ok(session.startedAt >= third.admittedAt, `started ${session.startedAt}, third admitted ${third.admittedAt}`);
+    assert.equal(session.clientCount, 3);
+    assert.equal(session.clientsCompleted, 3);
+    const listed = await s.cli(['session', 'list', '--state', 'completed']);
+    assert.match(listed.stdout, new RegExp(`^${first.id}\\s.*\\s3/3 done\\s`, 'm'), listed.stdout);
     const shown = await s.cli(['session', 'show', String(first.id)]);
     assert.match(shown.stdout, /completed \(3 of 3 clients completed\)/);
     assert.match(shown.stdout, /pc-c\s+completed/);
