@@ -6,7 +6,7 @@ import { mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type BlockDevice, blockDeviceBytes, findBlockDevice } from '../transport/block-device.js';
+import { type BlockDevice, findBlockDevice } from '../transport/block-device.js';
 import { StepFailure } from './report.js';
 
 /** The Debian package that provides each tool, for "install X" messages. */
@@ -85,7 +85,6 @@ function sysfs(name: string, file: string): string {
   return readFileSync(`/sys/class/block/${name}/${file}`, 'utf8').trim();
 }
 
-export const deviceSize = blockDeviceBytes;
 
 export function logicalSectorSize(dev: BlockDevice): number {
   const disk = parentDisk(dev) ?? dev;

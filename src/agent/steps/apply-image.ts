@@ -9,7 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import { formatImageReference, parseImageReference, type FetchedContent } from '../content.js';
 import { writeAll } from '../../content/files.js';
 import { decompressor, isCompressed } from '../../content/stream.js';
-import { assertDiskNotInUse, assertPartitionNotInUse, deviceSize, filesystemType, runTool, syncPartitions, withMounted, type BlockDevice } from '../disk.js';
+import { blockDeviceBytes } from '../../transport/block-device.js';
+import { assertDiskNotInUse, assertPartitionNotInUse, filesystemType, runTool, syncPartitions, withMounted, type BlockDevice } from '../disk.js';
 import { StepFailure } from '../report.js';
 import type { ApplyImageStep } from '../sequence.js';
 import { UndefinedVariableError } from '../variables.js';
@@ -58,7 +59,7 @@ export async function applyImage(step: ApplyImageStep, ctx: StepContext): Promis
 
 /** Streams stored bytes → hash → decompress → device, checking capacity and the digest. */
 export async function writeRaw(content: FetchedContent, device: BlockDevice, ctx: StepContext): Promise<void> {
-  const capacity = deviceSize(device);
+  const capacity = blockDeviceBytes(device);
   const imageBytes = isCompressed(content.format) ? content.uncompressedSize : content.size;
   if (imageBytes !== undefined && imageBytes > capacity) {
     throw new StepFailure('disk-too-small', `disk too small for the image: it needs ${imageBytes} bytes, ${device.path} has ${capacity}`, { imageBytes, capacity });
@@ -126,7 +127,7 @@ async function applyWim(content: FetchedContent, index: number, part: BlockDevic
   if (!(index >= 1 && index <= count)) throw new StepFailure('invalid-value', `the WIM has image${count === 1 ? ' 1' : `s 1-${count}`}; the step asks for index ${index}`);
   const one = await runTool('wiminfo', [content.path, String(index)], { signal: ctx.signal });
   const totalBytes = Number(wimField(one.stdout, 'Total Bytes'));
-  const capacity = deviceSize(part);
+  const capacity = blockDeviceBytes(part);
   if (totalBytes > capacity) throw new StepFailure('disk-too-small', `disk too small for the image: WIM image ${index} holds ${totalBytes} bytes of files, ${part.path} has ${capacity}`, { imageBytes: totalBytes, capacity });
   const fsType = await filesystemType(part, ctx.signal);
   if (!fsType) throw new StepFailure('invalid-value', `${part.path} has no filesystem: format it first (partition-disk with "filesystem": "ntfs")`);

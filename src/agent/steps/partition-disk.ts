@@ -1,5 +1,6 @@
 // partition-disk: writes a new GPT or MBR table with sfdisk, then formats each partition.
-import { assertDiskNotInUse, deviceSize, listPartitions, runTool, syncPartitions, type BlockDevice } from '../disk.js';
+import { blockDeviceBytes } from '../../transport/block-device.js';
+import { assertDiskNotInUse, listPartitions, runTool, syncPartitions, type BlockDevice } from '../disk.js';
 import { StepFailure } from '../report.js';
 import { LABEL_LIMITS, type Filesystem, type PartitionDiskStep, type PartitionSpec, type PartitionType } from '../sequence.js';
 import type { StepContext } from './context.js';
@@ -101,7 +102,7 @@ export async function partitionDisk(step: PartitionDiskStep, ctx: StepContext): 
     const limit = LABEL_LIMITS[step.partitions[i]!.filesystem];
     if (label !== undefined && limit !== undefined && label.length > limit) throw new StepFailure('invalid-value', `partition ${i + 1}: a ${step.partitions[i]!.filesystem} label has at most ${limit} characters, "${label}" has ${label.length}`);
   });
-  const plan = planPartitions(step.layout, step.partitions, deviceSize(disk), `${target.name} (${disk.path})`);
+  const plan = planPartitions(step.layout, step.partitions, blockDeviceBytes(disk), `${target.name} (${disk.path})`);
   const script = sfdiskScript(step.layout, plan, labels);
   ctx.log(`sfdisk script for ${disk.path}:\n${script}`);
   // --wipe removes old filesystem/RAID signatures from the disk and from the new partitions' areas, so a stale
