@@ -155,6 +155,12 @@ export interface NetworkOptions {
    * (and fails its digests) instead of passing by luck. Costs a copy per delivery (default false).
    */
   borrowedDatagrams?: boolean;
+  /**
+   * Give the sender each block in a buffer of its own and overwrite it when the sender hands it back
+   * (block-released), as `send` reuses read buffers: a sender that still reads a released block sends garbage
+   * (and receivers fail their digests). Costs a copy per block read (default false).
+   */
+  recycledBlocks?: boolean;
 }
 
 class LossState {
@@ -1203,7 +1209,10 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
       if (e.type === 'need-block') {
         const g = this.sender.geometry;
         const offset = e.block * g.blockBytes;
-        this.sender.supplyBlock(e.block, this.image.subarray(offset, offset + blockLength(g, e.block)));
+        const data = this.image.subarray(offset, offset + blockLength(g, e.block));
+        this.sender.supplyBlock(e.block, this.options.recycledBlocks ? data.slice() : data);
+      } else if (e.type === 'block-released') {
+        if (this.options.recycledBlocks) e.data.fill(0xa5);
       } else if (e.type === 'finished') {
         this.summary = e.summary;
       }

@@ -136,6 +136,8 @@ export interface SenderSummary {
 
 export type SenderEvent =
   | { type: 'need-block'; block: number }
+  /** The sender no longer holds the buffer given to supplyBlock (evicted, or copied): it may be reused. */
+  | { type: 'block-released'; block: number; data: Uint8Array }
   | { type: 'started'; receivers: number }
   | { type: 'receiver-joined'; receiver: ReceiverRecord }
   | { type: 'receiver-rejected'; nodeId: number; address: string }
@@ -322,7 +324,10 @@ export class Sender {
     return this.events.shift();
   }
 
-  /** Image data of a block the sender asked for with a need-block event. */
+  /**
+   * Image data of a block the sender asked for with a need-block event. The sender keeps `data` (by reference,
+   * unchanged) until a block-released event hands it back; datagrams polled until then may point into it.
+   */
   supplyBlock(block: number, data: Uint8Array): void {
     if (!Number.isInteger(block) || block < 0 || block >= this.geometry.blockCount) {
       throw new RangeError(`no block ${block}`);
@@ -347,15 +352,21 @@ export class Sender {
     if (padded !== data.length) {
       stored = new Uint8Array(padded);
       stored.set(data);
+      this.events.push({ type: 'block-released', block, data });
     }
-    this.cache.delete(block);
+    this.evict(block);
     this.cache.set(block, stored);
-    while (this.cache.size > this.opts.cacheBlocks) {
-      const oldest = this.cache.keys().next().value as number;
-      this.cache.delete(oldest);
-      this.parity.delete(oldest);
-      this.dropEncoder(oldest);
-    }
+    while (this.cache.size > this.opts.cacheBlocks) this.evict(this.cache.keys().next().value as number);
+  }
+
+  private evict(block: number): void {
+    const data = this.cache.get(block);
+    if (!data) return;
+    this.cache.delete(block);
+    this.parity.delete(block);
+    this.dropEncoder(block);
+    // A padded copy is the sender's own; the application's buffer went back when it was made.
+    if (data.length === blockLength(this.geometry, block)) this.events.push({ type: 'block-released', block, data });
   }
 
   /** Ends the session now (receivers still busy are told and fail). */

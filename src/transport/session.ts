@@ -44,6 +44,9 @@ export interface SendControl {
   dropReceiver(nodeId: number, reason: string): boolean;
 }
 
+/** Read buffers kept for reuse: the sender hands one back per block it evicts and asks for one per block read. */
+const MAX_SPARE_READS = 4;
+
 export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
   const fh = await fs.open(opts.path, 'r');
   try {
@@ -66,15 +69,25 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
     return await new Promise<SenderSummary>((resolve, reject) => {
       let lastProgress = 0;
       const loop = new EngineLoop(sender, { group: socket, unicast: socket }, drain);
+      // Read buffers are reused: a fresh one costs a page fault per 4 KiB, more than reading and hashing it.
+      // One the sender handed back may still be in datagrams the socket holds, so it waits until none is held.
+      let released: Uint8Array[] = [];
+      const spare: Uint8Array[] = [];
       function drain(): void {
         let e;
         while ((e = sender.pollEvent())) {
           if (e.type === 'need-block') readBlock(e.block);
-          else if (e.type === 'finished') {
+          else if (e.type === 'block-released') {
+            if (e.data.length === sender.geometry.blockBytes) released.push(e.data);
+          } else if (e.type === 'finished') {
             loop.stop();
             socket.close();
             resolve(e.summary);
           }
+        }
+        if (released.length > 0 && !socket.sendsPending()) {
+          for (const buf of released) if (spare.length < MAX_SPARE_READS) spare.push(buf);
+          released = [];
         }
         const t = clock();
         if (opts.onProgress && t - lastProgress > 200) {
@@ -86,7 +99,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       function readBlock(block: number): void {
         const g = sender.geometry;
         const length = blockLength(g, block);
-        const buf = Buffer.allocUnsafe(length);
+        const buf = (length === g.blockBytes && spare.pop()) || new Uint8Array(length);
         fh.read(buf, 0, length, block * g.blockBytes)
           .then(({ bytesRead }) => {
             if (bytesRead !== length) throw new Error(`short read at block ${block}: the image changed while sending`);

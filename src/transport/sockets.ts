@@ -44,6 +44,8 @@ export interface DatagramSocket {
   send(parts: readonly Uint8Array[], to: string | null): boolean;
   /** Hands what send() kept to the kernel; false when some remains (wait for whenWritable). */
   flush(): boolean;
+  /** True while a datagram given to send() is not yet with the kernel, so its parts may still be read. */
+  sendsPending(): boolean;
   whenWritable(callback: () => void): void;
   /** Socket errors, and the first of each kind of failed send (sends are counted, like lost datagrams). */
   onError(callback: (err: Error) => void): void;
@@ -149,6 +151,10 @@ export class DgramSocket extends BaseSocket implements DatagramSocket {
 
   flush(): boolean {
     return this.closed || this.socket.getSendQueueCount() <= MAX_DGRAM_QUEUE;
+  }
+
+  sendsPending(): boolean {
+    return !this.closed && this.socket.getSendQueueCount() > 0;
   }
 
   whenWritable(callback: () => void): void {
@@ -281,6 +287,10 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
     this.queueTo = [];
     this.head = 0;
     return true;
+  }
+
+  sendsPending(): boolean {
+    return !this.closed && this.head < this.queueParts.length;
   }
 
   whenWritable(callback: () => void): void {

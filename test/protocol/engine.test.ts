@@ -29,7 +29,7 @@ function run(s: Scenario) {
   const net = new SimNetwork(
     img,
     { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 200e6, minReceivers: s.receivers.length, ...s.sender },
-    { seed: s.seed ?? 1, borrowedDatagrams: true, ...s.network },
+    { seed: s.seed ?? 1, borrowedDatagrams: true, recycledBlocks: true, ...s.network },
   );
   s.receivers.forEach((link, i) => net.addReceiver({ nodeId: 1000 + i, name: `r${i}` }, link));
   net.run(s.untilMs ?? 600_000);
