@@ -132,6 +132,20 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
 }
 
 /**
+ * Writes in pieces of at most 1 MiB: one pwrite of a whole RaptorQ block (9 MiB at MTU 9000) into fresh page cache
+ * cost the receiver up to 7x the CPU of the same bytes in 1 MiB writes on the dev VM (the kernel's large-folio path).
+ */
+const WRITE_PIECE_BYTES = 1 << 20;
+
+async function writeFully(fh: fs.FileHandle, data: Uint8Array, offset: number): Promise<void> {
+  for (let at = 0; at < data.length; ) {
+    const { bytesWritten } = await fh.write(data, at, Math.min(WRITE_PIECE_BYTES, data.length - at), offset + at);
+    if (bytesWritten <= 0) throw new Error(`wrote nothing at byte ${offset + at}`);
+    at += bytesWritten;
+  }
+}
+
+/**
  * Reads a part file left by an earlier attempt block by block and reports each block whose bytes match its
  * expected digest (an unwritten block reads as zeros and matches only if the image has zeros there too).
  */
@@ -362,7 +376,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
             const { offset, data: block } = e;
             const write = (async () => {
               await opened;
-              await fh!.write(block, 0, block.length, offset);
+              await writeFully(fh!, block, offset);
               verified += block.length;
               receiver.recycleBlock(block);
               writeBehind!.written(block.length);
