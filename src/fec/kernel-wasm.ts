@@ -18,6 +18,9 @@ const COEFS = 9216;
 const DATA = 16384;
 /** Where symbol data may start in a kernel instance's memory (below: coefficient tables, scratch). */
 export const KERNEL_DATA_OFFSET = DATA;
+/** Where a kernel instance keeps the i32 offsets xor_many / xor_to_many read, and how many fit. */
+export const KERNEL_PTRS_OFFSET = PTRS;
+export const KERNEL_MAX_PTRS = 256;
 const PAGE = 65536;
 
 // tsconfig's lib is ES2023 without DOM and @types/node 20 has no WebAssembly typings, so declare
@@ -40,6 +43,12 @@ export interface KernelExports {
   xor(dst: number, src: number, len: number): void;
   /** dst = c * dst */
   scale(dst: number, len: number, c: number): void;
+  /** dst ^= the XOR of the n symbols whose offsets are the i32s at ptrs (n <= 256) */
+  xor_many(dst: number, len: number, ptrs: number, n: number): void;
+  /** each of the n symbols whose offsets are the i32s at ptrs ^= src (n <= 256) */
+  xor_to_many(src: number, len: number, ptrs: number, n: number): void;
+  /** z = 2 * z ^ y; a ^= z; b ^= z (GF(256); offset 0 for y, a or b: none) */
+  alpha_step(z: number, y: number, a: number, b: number, len: number): void;
   dot(dst: number, len: number, ptrs: number, coefs: number, n: number): void;
   dot4(d0: number, d1: number, d2: number, d3: number, len: number, ptrs: number, coefs: number, n: number): void;
 }
@@ -152,27 +161,54 @@ function selfCheck(kernel: Kernel): boolean {
   return a.every((p, i) => p.length === S && p.every((v, x) => v === b[i]![x]));
 }
 
-/** xor and scale (used by RaptorQ, not by the Cauchy codec) against the JS reference, every coefficient. */
+/**
+ * The row operations RaptorQ uses (not the Cauchy codec) against the JS reference: xor and scale with every
+ * coefficient, xor_many / xor_to_many over several symbols, alpha_step with and without each operand, on
+ * lengths with and without a 64-byte tail.
+ */
 function selfCheckRowOps(x: KernelExports): boolean {
-  const len = 48;
   const mem = new Uint8Array(x.memory.buffer);
-  const a = DATA;
-  const b = DATA + len;
+  const ptrs = new Uint32Array(x.memory.buffer, PTRS, 8);
+  const fill = (at: number, len: number, seed: number): Uint8Array => {
+    const v = new Uint8Array(len);
+    for (let i = 0; i < len; i++) v[i] = (i * 37 + seed * 11 + 5 + (i >> 4) * seed) & 255;
+    mem.set(v, at);
+    return v;
+  };
+  const same = (at: number, want: Uint8Array): boolean => want.every((v, i) => mem[at + i] === v);
+  const xorOf = (...vs: Uint8Array[]): Uint8Array => vs.reduce((acc, v) => acc.map((b, i) => b ^ v[i]!));
+  const times = (c: number, v: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(v.length);
+    mulXor(out, 0, v, 0, v.length, c);
+    return out;
+  };
   for (let c = 0; c < 256; c++) {
-    const src = new Uint8Array(len);
-    const dst = new Uint8Array(len);
-    for (let i = 0; i < len; i++) {
-      src[i] = (i * 37 + c * 11 + 5) & 255;
-      dst[i] = (i * 101 + c * 7 + 3) & 255;
+    const len = 48;
+    const src = fill(DATA, len, c);
+    const dst = fill(DATA + len, len, c + 1);
+    x.xor(DATA + len, DATA, len);
+    x.scale(DATA + len, len, c);
+    if (!same(DATA + len, times(c, xorOf(dst, src)))) return false;
+  }
+  for (const len of [16, 64, 112, 208]) {
+    const slot = (i: number): number => DATA + i * len;
+    const v = [0, 1, 2, 3, 4, 5].map((i) => fill(slot(i), len, i + 3));
+    ptrs.set([slot(1), slot(2), slot(3), slot(4)]);
+    x.xor_many(slot(0), len, PTRS, 4);
+    if (!same(slot(0), xorOf(v[0]!, v[1]!, v[2]!, v[3]!, v[4]!))) return false;
+    fill(slot(0), len, 3);
+    ptrs.set([slot(1), slot(2), slot(3)]);
+    x.xor_to_many(slot(5), len, PTRS, 3);
+    if (![1, 2, 3].every((i) => same(slot(i), xorOf(v[i]!, v[5]!)))) return false;
+    for (const [y, a, b] of [[4, 2, 3], [0, 2, 3], [4, 0, 0]] as const) {
+      const z = fill(slot(1), len, 7);
+      const yv = fill(slot(4), len, 8);
+      const av = fill(slot(2), len, 9);
+      const bv = fill(slot(3), len, 10);
+      x.alpha_step(slot(1), y ? slot(y) : 0, a ? slot(a) : 0, b ? slot(b) : 0, len);
+      const z2 = y ? xorOf(times(2, z), yv) : times(2, z);
+      if (!same(slot(1), z2) || !same(slot(2), a ? xorOf(av, z2) : av) || !same(slot(3), b ? xorOf(bv, z2) : bv)) return false;
     }
-    mem.set(src, a);
-    mem.set(dst, b);
-    x.xor(b, a, len);
-    x.scale(b, len, c);
-    const want = dst.map((v, i) => v ^ src[i]!);
-    const scaled = new Uint8Array(len);
-    mulXor(scaled, 0, want, 0, len, c);
-    for (let i = 0; i < len; i++) if (mem[b + i] !== scaled[i]) return false;
   }
   return true;
 }

@@ -2,8 +2,9 @@
 // receiver handle a block the same way whatever code protects it. See docs/fec.md and docs/protocol.md.
 
 import { getCodec, MAX_SYMBOL_ID } from './index.js';
-import { MAX_ESI, RaptorQDecoder, RaptorQEncoder } from './raptorq/index.js';
-import { checkBlockShape } from './raptorq/params.js';
+import { decodeMissing } from './raptorq/decoder.js';
+import { MAX_ESI, RaptorQEncoder } from './raptorq/index.js';
+import { checkBlockShape, raptorqParams, type RaptorQParams } from './raptorq/params.js';
 
 /** Wire values (ANNOUNCE byte 14). */
 export enum FecScheme {
@@ -187,18 +188,19 @@ class ReedSolomonBlockDecoder implements BlockDecoder {
 
 /**
  * Source symbols go to their place in the working block as they arrive and repair symbols are copied aside:
- * a block whose source symbols all arrived never touches the RaptorQ decoder, and a damaged one borrows the
- * decoder's memory (from the pool: fresh memory costs a page fault per 4 KiB, more than the solve itself)
- * only while it decodes.
+ * a block whose source symbols all arrived never touches the RaptorQ decoder, and a damaged one is solved
+ * straight from the block and the repair copies (the solver's working memory comes from the pool: fresh
+ * memory costs a page fault per 4 KiB, more than the solve itself), writing only the missing source symbols.
  */
 class RaptorQBlockDecoder implements BlockDecoder {
+  /** Ids held, in arrival order. */
+  private readonly ids: number[] = [];
   private readonly have = new Set<number>();
   private readonly repairs = new Map<number, Uint8Array>();
+  private readonly params: RaptorQParams;
   private sources = 0;
   /** Symbols decoding needs: k, then one more than held after each failed attempt. */
   private target: number;
-  /** After a failed attempt the decoder keeps the symbols, and later ones go straight to it. */
-  private decoder: RaptorQDecoder | null = null;
   repaired = false;
 
   constructor(
@@ -207,6 +209,7 @@ class RaptorQBlockDecoder implements BlockDecoder {
     private readonly block: Uint8Array,
   ) {
     checkBlockShape('raptorq decoder', k, symbolSize);
+    this.params = raptorqParams(k);
     this.target = k;
   }
 
@@ -214,17 +217,12 @@ class RaptorQBlockDecoder implements BlockDecoder {
     checkSymbol(id, symbol, this.k, this.symbolSize, MAX_ESI);
     if (this.have.has(id)) return false;
     this.have.add(id);
+    this.ids.push(id);
     if (id < this.k) {
       this.sources++;
       placeSource(this.block, id, symbol, this.symbolSize);
-      if (this.decoder) this.decoder.add(id, this.sourceSymbol(id));
-    } else if (this.decoder) this.decoder.add(id, symbol);
-    else this.repairs.set(id, Uint8Array.prototype.slice.call(symbol));
+    } else this.repairs.set(id, Uint8Array.prototype.slice.call(symbol));
     return true;
-  }
-
-  private sourceSymbol(id: number): Uint8Array {
-    return this.block.subarray(id * this.symbolSize, (id + 1) * this.symbolSize);
   }
 
   get received(): number {
@@ -236,30 +234,24 @@ class RaptorQBlockDecoder implements BlockDecoder {
   }
 
   decode(): Uint8Array | null {
-    const { k, block } = this;
-    if (this.have.size < this.target) return null;
-    if (this.sources === k) {
-      this.dispose();
-      return block;
+    const { k, block, symbolSize: L, ids } = this;
+    if (ids.length < this.target) return null;
+    if (this.sources < k) {
+      const symbol = (t: number): Uint8Array => {
+        const id = ids[t]!;
+        return id < k ? block.subarray(id * L, (id + 1) * L) : this.repairs.get(id)!;
+      };
+      if (!decodeMissing(this.params, L, ids, symbol, block)) {
+        this.target = ids.length + 1;
+        return null;
+      }
+      this.repaired = true;
     }
-    if (!this.decoder) {
-      // The decoder copies what it is given, so the block can then take its output.
-      this.decoder = new RaptorQDecoder(k, this.symbolSize);
-      for (const id of this.have) this.decoder.add(id, id < k ? this.sourceSymbol(id) : this.repairs.get(id)!);
-      this.repairs.clear();
-    }
-    if (!this.decoder.tryDecode(block)) {
-      this.target = this.have.size + 1;
-      return null;
-    }
-    this.repaired = true;
     this.dispose();
     return block;
   }
 
   dispose(): void {
-    this.decoder?.dispose();
-    this.decoder = null;
     this.repairs.clear();
   }
 }

@@ -198,33 +198,75 @@ test('dispose(): pooled memory is reused across sizes; a disposed coder fails cl
   enc.dispose();
 });
 
-test('symbol arena: wasm and JS row operations agree (xor, multiply-add, scale, copy)', (t) => {
+test('symbol arena: wasm and JS row operations agree (xor, multiply-add, scale, copy, xorMany, xorToMany, alphaStep)', (t) => {
   if (KERNELS.length < 2) {
     t.skip(`wasm kernel unavailable: ${wasmUnavailableReason()}`);
     return;
   }
-  const S = 37;
-  const arenas = [new SymbolArena(S, 8, 'wasm'), new SymbolArena(S, 8, 'js')];
-  const next = xorshift(7);
-  for (let slot = 0; slot < 8; slot++) {
-    const sym = new Uint8Array(S).map(() => next() & 255);
-    for (const a of arenas) a.load(slot, sym);
-  }
-  for (let op = 0; op < 2000; op++) {
-    const dst = next() % 8;
-    const src = (dst + 1 + (next() % 7)) % 8;
-    const c = next() & 255;
-    const kind = next() % 4;
-    for (const a of arenas) {
-      if (kind === 0) a.xor(dst, src);
-      else if (kind === 1) a.mulXor(dst, src, c);
-      else if (kind === 2) a.scale(dst, c | 1);
-      else a.copy(dst, src);
+  // 37: one 16-byte-padded slot shorter than the kernels' 64-byte pass; 1452 and 8952: the wire's sizes,
+  // with a 16-byte tail after the 64-byte passes. 300 slots: xorMany / xorToMany over more than the
+  // kernel's 256 offsets per call.
+  for (const S of [37, 1452, 8952]) {
+    const slots = S === 37 ? 300 : 40;
+    const arenas = [new SymbolArena(S, slots, 'wasm'), new SymbolArena(S, slots, 'js')];
+    const next = xorshift(S);
+    for (let slot = 0; slot < slots; slot++) {
+      const sym = new Uint8Array(S).map(() => next() & 255);
+      for (const a of arenas) a.load(slot, sym);
     }
+    /** count distinct slots other than `not`, in random order */
+    const others = (not: number, count: number): number[] => {
+      const pool = Array.from({ length: slots }, (_, i) => i).filter((i) => i !== not);
+      for (let i = pool.length - 1; i > 0; i--) {
+        const j = next() % (i + 1);
+        [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+      }
+      return pool.slice(0, count);
+    };
+    const ops = S === 37 ? 2000 : 300;
+    for (let op = 0; op < ops; op++) {
+      const dst = next() % slots;
+      const src = (dst + 1 + (next() % (slots - 1))) % slots;
+      const c = next() & 255;
+      const kind = next() % 7;
+      const many = kind === 4 || kind === 5 ? others(dst, 1 + (next() % (next() % 8 === 0 ? slots - 1 : 12))) : [];
+      const [y, a2, b2] = others(dst, 3).map((v) => (next() % 4 === 0 ? -1 : v));
+      for (const a of arenas) {
+        if (kind === 0) a.xor(dst, src);
+        else if (kind === 1) a.mulXor(dst, src, c);
+        else if (kind === 2) a.scale(dst, c | 1);
+        else if (kind === 3) a.copy(dst, src);
+        else if (kind === 4) a.xorMany(dst, Int32Array.from(many), many.length);
+        else if (kind === 5) a.xorToMany(dst, many, many.length);
+        else a.alphaStep(dst, y!, a2!, b2!);
+      }
+    }
+    for (let slot = 0; slot < slots; slot++) assert.deepEqual(arenas[0]!.read(slot), arenas[1]!.read(slot), `S=${S} slot ${slot}`);
+    assert.equal(arenas[0]!.kernelName, 'wasm-simd');
+    assert.equal(arenas[1]!.kernelName, 'js');
   }
-  for (let slot = 0; slot < 8; slot++) assert.deepEqual(arenas[0]!.read(slot), arenas[1]!.read(slot), `slot ${slot}`);
-  assert.equal(arenas[0]!.kernelName, 'wasm-simd');
-  assert.equal(arenas[1]!.kernelName, 'js');
+});
+
+test('symbol arena: alphaStep, xorMany and xorToMany compute what they say (JS kernel against plain loops)', () => {
+  const S = 20;
+  const arena = new SymbolArena(S, 6, 'js');
+  const next = xorshift(99);
+  const v = Array.from({ length: 6 }, () => new Uint8Array(S).map(() => next() & 255));
+  v.forEach((sym, i) => arena.load(i, sym));
+  const xor = (a: Uint8Array, b: Uint8Array): Uint8Array => a.map((x, i) => x ^ b[i]!);
+  // times 2 in GF(2^8) with polynomial 0x11D
+  const double = (a: Uint8Array): Uint8Array => a.map((x) => ((x << 1) ^ (x & 0x80 ? 0x1d : 0)) & 255);
+  arena.alphaStep(0, 1, 2, 3);
+  const z = xor(double(v[0]!), v[1]!);
+  assert.deepEqual(arena.read(0), z);
+  assert.deepEqual(arena.read(2), xor(v[2]!, z));
+  assert.deepEqual(arena.read(3), xor(v[3]!, z));
+  assert.deepEqual(arena.read(1), v[1], 'y is only read');
+  arena.xorMany(4, [1, 5], 2);
+  assert.deepEqual(arena.read(4), xor(xor(v[4]!, v[1]!), v[5]!));
+  arena.xorToMany(1, [4, 5], 2);
+  assert.deepEqual(arena.read(5), xor(v[5]!, v[1]!));
+  assert.deepEqual(arena.read(4), xor(v[4]!, v[5]!));
 });
 
 test('bad input gets a clear error', () => {

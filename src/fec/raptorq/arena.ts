@@ -6,7 +6,14 @@
 
 import { MUL } from '../gf256.js';
 import { mulXor } from '../kernel-js.js';
-import { KERNEL_DATA_OFFSET, newKernelInstance, wasmUnavailableReason, type KernelExports } from '../kernel-wasm.js';
+import {
+  KERNEL_DATA_OFFSET,
+  KERNEL_MAX_PTRS,
+  KERNEL_PTRS_OFFSET,
+  newKernelInstance,
+  wasmUnavailableReason,
+  type KernelExports,
+} from '../kernel-wasm.js';
 
 const PAGE = 65536;
 
@@ -20,6 +27,8 @@ export class SymbolArena {
   private readonly base: number;
   private mem: Uint8Array;
   private words: Uint32Array;
+  /** The kernel's offset list (xor_many, xor_to_many), over the instance's memory. */
+  private ptrs: Int32Array;
   private capacity = 0;
 
   /** kernel: default the wasm SIMD kernel when available, else JS; 'wasm' insists (throws if unavailable). */
@@ -33,6 +42,7 @@ export class SymbolArena {
     this.base = this.x ? KERNEL_DATA_OFFSET : 0;
     this.mem = this.x ? new Uint8Array(this.x.memory.buffer) : new Uint8Array(0);
     this.words = new Uint32Array(this.mem.buffer, 0, this.mem.length >>> 2);
+    this.ptrs = new Int32Array(this.mem.buffer, this.x ? KERNEL_PTRS_OFFSET : 0, this.x ? KERNEL_MAX_PTRS : 0);
     this.reserve(slots);
   }
 
@@ -60,6 +70,7 @@ export class SymbolArena {
       const have = this.x.memory.buffer.byteLength;
       if (bytes > have) this.x.memory.grow(Math.ceil((bytes - have) / PAGE));
       this.mem = new Uint8Array(this.x.memory.buffer);
+      this.ptrs = new Int32Array(this.mem.buffer, KERNEL_PTRS_OFFSET, KERNEL_MAX_PTRS);
     } else {
       const grown = new Uint8Array(bytes);
       grown.set(this.mem);
@@ -116,6 +127,47 @@ export class SymbolArena {
     const d = this.at(dst) >>> 2;
     const s = this.at(src) >>> 2;
     for (let i = 0, n = this.stride >>> 2; i < n; i++) w[d + i]! ^= w[s + i]!;
+  }
+
+  /** slot dst ^= slot srcs[0] ^ ... ^ slot srcs[count-1]: one pass over dst (it must not be among srcs). */
+  xorMany(dst: number, srcs: ArrayLike<number>, count: number): void {
+    if (!this.x) {
+      for (let i = 0; i < count; i++) this.xor(dst, srcs[i]!);
+      return;
+    }
+    for (let from = 0; from < count; from += KERNEL_MAX_PTRS) {
+      const n = Math.min(KERNEL_MAX_PTRS, count - from);
+      for (let i = 0; i < n; i++) this.ptrs[i] = this.at(srcs[from + i]!);
+      this.x.xor_many(this.at(dst), this.stride, KERNEL_PTRS_OFFSET, n);
+    }
+  }
+
+  /** slot dsts[i] ^= slot src for i < count (distinct slots, src not among them): src is read once. */
+  xorToMany(src: number, dsts: ArrayLike<number>, count: number): void {
+    if (!this.x) {
+      for (let i = 0; i < count; i++) this.xor(dsts[i]!, src);
+      return;
+    }
+    for (let from = 0; from < count; from += KERNEL_MAX_PTRS) {
+      const n = Math.min(KERNEL_MAX_PTRS, count - from);
+      for (let i = 0; i < n; i++) this.ptrs[i] = this.at(dsts[from + i]!);
+      this.x.xor_to_many(this.at(src), this.stride, KERNEL_PTRS_OFFSET, n);
+    }
+  }
+
+  /**
+   * One column of the HDPC running sum: slot z = alpha * z (alpha = 2) ^ slot y, then slots a and b ^= z.
+   * -1 for y, a or b: none. Distinct slots.
+   */
+  alphaStep(z: number, y: number, a: number, b: number): void {
+    if (this.x) {
+      this.x.alpha_step(this.at(z), y < 0 ? 0 : this.at(y), a < 0 ? 0 : this.at(a), b < 0 ? 0 : this.at(b), this.stride);
+      return;
+    }
+    this.scale(z, 2);
+    if (y >= 0) this.xor(z, y);
+    if (a >= 0) this.xor(a, z);
+    if (b >= 0) this.xor(b, z);
   }
 
   /** slot dst += c * slot src (GF(256)) */

@@ -28,7 +28,6 @@ export class RaptorQDecoder {
   private readonly seen = new Set<number>();
   private readonly sourceIndex: Int32Array;
   private sourceCount = 0;
-  private arena: SymbolArena | null = null;
   private result: Uint8Array | null = null;
   private used = 0;
   private inactivated = 0;
@@ -92,26 +91,13 @@ export class RaptorQDecoder {
       if (at >= 0) store.readInto(at, out, esi * S);
     }
     if (this.sourceCount < K) {
-      const p = this.params;
-      const n = this.esis.length;
-      const isis = new Int32Array(n + p.Kp - K);
-      for (let t = 0; t < n; t++) isis[t] = isiOf(p, this.esis[t]!);
-      for (let t = n; t < isis.length; t++) isis[t] = K + (t - n); // padding ISIs K..K'-1, known zeros
-      const rows = p.S + p.H + isis.length;
-      const arena = (this.arena ??= acquireArena(S, rows + 1, this.options.kernel));
-      arena.reserve(rows + 1);
-      const solution = solve(p, isis, arena, (t) => (t < n ? store.view(t) : null));
-      if (!solution) {
+      const solved = decodeMissing(this.params, S, this.esis, (t) => store.view(t), out, this.options.kernel);
+      if (!solved) {
         this.failedAttempts++;
         return null;
       }
-      this.used = n;
-      this.inactivated = solution.inactivated;
-      for (let esi = 0; esi < K; esi++) {
-        if (this.sourceIndex[esi]! >= 0) continue;
-        encodeSymbol(p, arena, solution.slotOfColumn, esi, rows);
-        arena.readInto(rows, out, esi * S);
-      }
+      this.used = this.esis.length;
+      this.inactivated = solved.inactivated;
     }
     this.result = out;
     this.dispose(); // the symbols and the working memory are no longer needed
@@ -120,9 +106,7 @@ export class RaptorQDecoder {
 
   /** Releases the symbols and working memory for reuse (done automatically after a successful decode). */
   dispose(): void {
-    if (this.arena) releaseArena(this.arena);
     if (this.store) releaseArena(this.store);
-    this.arena = null;
     this.store = null;
     if (!this.result) {
       this.esis.length = 0;
@@ -130,5 +114,47 @@ export class RaptorQDecoder {
       this.sourceIndex.fill(-1);
       this.sourceCount = 0;
     }
+  }
+}
+
+/**
+ * Rebuilds the source symbols of a block that did not arrive, from the encoding symbols that did:
+ * symbol t has ESI esis[t] and bytes symbol(t) (symbolSize bytes, read during the call only, so it
+ * may live anywhere: no copy is kept). `out` (K * symbolSize bytes) must already hold every
+ * received source symbol at its place; only the missing ones are written. Returns null when the
+ * symbols do not determine the block (add another and call again). The working memory is pooled.
+ */
+export function decodeMissing(
+  p: RaptorQParams,
+  symbolSize: number,
+  esis: ArrayLike<number>,
+  symbol: (t: number) => Uint8Array,
+  out: Uint8Array,
+  kernel?: RaptorQOptions['kernel'],
+): { inactivated: number } | null {
+  const K = p.K;
+  const n = esis.length;
+  if (n < K) return null;
+  const isis = new Int32Array(n + p.Kp - K);
+  const received = new Uint8Array(K);
+  for (let t = 0; t < n; t++) {
+    const esi = esis[t]!;
+    isis[t] = isiOf(p, esi);
+    if (esi < K) received[esi] = 1;
+  }
+  for (let t = n; t < isis.length; t++) isis[t] = K + (t - n); // padding ISIs K..K'-1, known zeros
+  const rows = p.S + p.H + isis.length;
+  const arena = acquireArena(symbolSize, rows + 1, kernel);
+  try {
+    const solution = solve(p, isis, arena, (t) => (t < n ? symbol(t) : null));
+    if (!solution) return null;
+    for (let esi = 0; esi < K; esi++) {
+      if (received[esi]) continue;
+      encodeSymbol(p, arena, solution.slotOfColumn, esi, rows);
+      arena.readInto(rows, out, esi * symbolSize);
+    }
+    return { inactivated: solution.inactivated };
+  } finally {
+    releaseArena(arena);
   }
 }

@@ -214,6 +214,7 @@ export function solve(
 
   const pivotRows: number[] = [];
   const pivotCols: number[] = [];
+  const rowsToXor = new Int32Array(M);
   for (let r = popMin(); r >= 0; r = popMin()) {
     let pivot = -1;
     for (let i = rowStart[r]!; i < rowStart[r + 1]!; i++) {
@@ -227,15 +228,17 @@ export function solve(
     pivotRows.push(r);
     pivotCols.push(pivot);
     const rb = r * words;
+    let touched = 0;
     for (let i = colStart[pivot]!; i < colStart[pivot + 1]!; i++) {
       const x = colRows[i]!;
       if (done[x]) continue;
       const xb = x * words;
       for (let k = 0; k < words; k++) bits[xb + k]! ^= bits[rb + k]!;
-      arena.xor(x, r);
+      rowsToXor[touched++] = x;
       rowDeg[x]!--;
       push(x);
     }
+    arena.xorToMany(r, rowsToXor, touched);
   }
   // Columns no binary row could take (only the HDPC rows hold them) are solved densely too.
   for (let c = 0; c < W; c++) if (colState[c] === ACTIVE) inactivate(c);
@@ -248,17 +251,22 @@ export function solve(
   for (let h = 0; h < H; h++) denseSlots.push(S + h);
   const R = denseSlots.length;
   if (R < u) return null;
-  const dense = new Uint8Array(R * u);
+  // Rows padded to whole 32-bit words, so binary row operations XOR four columns at a time.
+  const rowBytes = (u + 3) & ~3;
+  const dense = new Uint8Array(R * rowBytes);
+  const dense32 = new Uint32Array(dense.buffer);
+  const rowWords = rowBytes >>> 2;
   for (let d = 0; d < sparseLeft; d++) {
     const rb = denseSlots[d]! * words;
-    for (let q = 0; q < u; q++) if ((bits[rb + (q >>> 5)]! >>> (q & 31)) & 1) dense[d * u + q] = 1;
+    for (let q = 0; q < u; q++) if ((bits[rb + (q >>> 5)]! >>> (q & 31)) & 1) dense[d * rowBytes + q] = 1;
   }
   // HDPC row h loses every pivot column c_k with coefficient beta = G_HDPC[h][c_k]: its inactive part
   // gains beta * (pivot row's bits) and its symbol beta * (pivot row's symbol).
   const { g, mtRows } = hdpc(p);
   const acc = new Uint32Array(256 * words); // XOR of the pivot rows' bitsets, grouped by coefficient
+  const planes = new Uint32Array(8 * words); // bit plane b: XOR of acc[beta] over the betas with bit b set
   for (let h = 0; h < H; h++) {
-    const row = (sparseLeft + h) * u;
+    const row = (sparseLeft + h) * rowBytes;
     const gh = h * n;
     for (let q = 0; q < u; q++) {
       const c = inactiveCol[q]!;
@@ -272,44 +280,56 @@ export function solve(
       const ab = beta * words;
       for (let w = 0; w < words; w++) acc[ab + w]! ^= bits[rb + w]!;
     }
+    // Column q gains sum_beta beta * [bit q of acc[beta]]: bit b of that sum is bit q of planes[b].
+    planes.fill(0);
     for (let beta = 1; beta < 256; beta++) {
       const ab = beta * words;
-      for (let q = 0; q < u; q++) if ((acc[ab + (q >>> 5)]! >>> (q & 31)) & 1) dense[row + q]! ^= beta;
+      for (let b = 0; b < 8; b++) {
+        if (!((beta >>> b) & 1)) continue;
+        const pb = b * words;
+        for (let w = 0; w < words; w++) planes[pb + w]! ^= acc[ab + w]!;
+      }
+    }
+    for (let q = 0; q < u; q++) {
+      const w = q >>> 5;
+      const shift = q & 31;
+      let v = 0;
+      for (let b = 0; b < 8; b++) v |= ((planes[b * words + w]! >>> shift) & 1) << b;
+      dense[row + q]! ^= v;
     }
   }
   // The symbols, all H rows at once through G_HDPC = MT * GAMMA instead of H multiply-adds per pivot:
   // with Y_j the pivot row's symbol for a pivot column j (else 0), GAMMA * Y is the running sum
   // z_j = alpha * z_{j-1} + Y_j, and MT adds z_j to the two rows it marks in column j (and
-  // alpha^h * z_{n-1} to row h). One scale and about three XORs per column.
+  // alpha^h * z_{n-1} to row h). One fused pass per column (alphaStep), from the first pivot on.
   const z = M; // scratch slot
   const rowOfPivot = new Int32Array(n).fill(-1);
   for (let k = 0; k < pivotRows.length; k++) rowOfPivot[pivotCols[k]!] = pivotRows[k]!;
   let zLive = false;
   for (let j = 0; j < n; j++) {
-    if (zLive) arena.scale(z, 2);
     const r = rowOfPivot[j]!;
-    if (r >= 0) {
-      if (zLive) arena.xor(z, r);
-      else arena.copy(z, r);
+    if (!zLive) {
+      if (r < 0) continue; // z is still zero
+      arena.zero(z);
       zLive = true;
     }
-    if (!zLive) continue;
-    if (j < n - 1) {
-      arena.xor(S + mtRows[2 * j]!, z);
-      arena.xor(S + mtRows[2 * j + 1]!, z);
-    } else for (let h = 0; h < H; h++) arena.mulXor(S + h, z, EXP[h]!);
+    if (j < n - 1) arena.alphaStep(z, r, S + mtRows[2 * j]!, S + mtRows[2 * j + 1]!);
+    else {
+      arena.alphaStep(z, r, -1, -1);
+      for (let h = 0; h < H; h++) arena.mulXor(S + h, z, EXP[h]!);
+    }
   }
 
   // Gauss-Jordan over GF(256); order[q] is the dense row that becomes column q's pivot.
   const order = Int32Array.from({ length: R }, (_, d) => d);
   for (let q = 0; q < u; q++) {
     let at = q;
-    while (at < R && dense[order[at]! * u + q] === 0) at++;
+    while (at < R && dense[order[at]! * rowBytes + q] === 0) at++;
     if (at === R) return null; // rank deficient: more symbols needed
     const pr = order[at]!;
     order[at] = order[q]!;
     order[q] = pr;
-    const pb = pr * u;
+    const pb = pr * rowBytes;
     const v = dense[pb + q]!;
     if (v !== 1) {
       const inv = INV[v]!;
@@ -320,11 +340,15 @@ export function solve(
     for (let e = 0; e < R; e++) {
       if (e === q) continue;
       const x = order[e]!;
-      const xb = x * u;
+      const xb = x * rowBytes;
       const f = dense[xb + q]!;
       if (f === 0) continue;
-      if (f === 1) for (let j = q; j < u; j++) dense[xb + j]! ^= dense[pb + j]!;
-      else {
+      if (f === 1) {
+        // Columns before q are zero in the pivot row (eliminated already): XOR from q's word on.
+        const xw = x * rowWords;
+        const pw = pr * rowWords;
+        for (let w = q >>> 2; w < rowWords; w++) dense32[xw + w]! ^= dense32[pw + w]!;
+      } else {
         const mul = MUL.subarray(f << 8, (f << 8) + 256);
         for (let j = q; j < u; j++) dense[xb + j]! ^= mul[dense[pb + j]!]!;
       }
@@ -335,17 +359,23 @@ export function solve(
   const slotOfColumn = new Int32Array(L).fill(-1);
   for (let q = 0; q < u; q++) slotOfColumn[inactiveCol[q]!] = denseSlots[order[q]!]!;
 
-  // Back-substitution through the original rows, in pivot order.
+  // Back-substitution through the original rows, in pivot order: one pass over each row for all its
+  // known columns.
+  let widest = 0;
+  for (let r = 0; r < M; r++) widest = Math.max(widest, rowStart[r + 1]! - rowStart[r]!);
+  const knownSlots = new Int32Array(widest);
   for (let k = 0; k < pivotRows.length; k++) {
     const r = pivotRows[k]!;
     const c = pivotCols[k]!;
     const data = r >= firstLt ? original(r - firstLt) : null;
     if (data) arena.load(r, data);
     else arena.zero(r);
+    let known = 0;
     for (let i = rowStart[r]!; i < rowStart[r + 1]!; i++) {
       const j = rowCols[i]!;
-      if (j !== c) arena.xor(r, slotOfColumn[j]!);
+      if (j !== c) knownSlots[known++] = slotOfColumn[j]!;
     }
+    arena.xorMany(r, knownSlots, known);
     slotOfColumn[c] = r;
   }
   return { slotOfColumn, inactivated: u, denseRows: R };
@@ -358,5 +388,7 @@ export function solve(
 export function encodeSymbol(p: RaptorQParams, arena: SymbolArena, slotOfColumn: Int32Array, isi: number, scratch: number): void {
   const idx = encIndices(p, isi);
   arena.copy(scratch, slotOfColumn[idx[0]!]!);
-  for (let i = 1; i < idx.length; i++) arena.xor(scratch, slotOfColumn[idx[i]!]!);
+  const rest = new Int32Array(idx.length - 1);
+  for (let i = 1; i < idx.length; i++) rest[i - 1] = slotOfColumn[idx[i]!]!;
+  arena.xorMany(scratch, rest, rest.length);
 }
