@@ -21,10 +21,12 @@ test('symbol ids: Reed-Solomon cycles through 256 ids, RaptorQ uses the transmis
   assert.equal(maxBlockSymbols(FecScheme.RaptorQ), 8192);
 });
 
-test('default block sizes: RaptorQ 4096 symbols, halved while a block would exceed 12 MiB', () => {
+test('default block sizes: RaptorQ 4096 symbols, halved while a block would exceed 20 MiB', () => {
   assert.equal(defaultBlockSymbols(FecScheme.ReedSolomon, 1452), 128);
   assert.equal(defaultBlockSymbols(FecScheme.RaptorQ, 1452), 4096);
-  assert.equal(defaultBlockSymbols(FecScheme.RaptorQ, 8952), 1024);
+  assert.equal(defaultBlockSymbols(FecScheme.RaptorQ, 8952), 2048);
+  assert.equal(defaultBlockSymbols(FecScheme.RaptorQ, 5120), 4096);
+  assert.equal(defaultBlockSymbols(FecScheme.RaptorQ, 5121), 2048);
   assert.equal(defaultBlockSymbols(FecScheme.RaptorQ, 65535), 256);
 });
 
