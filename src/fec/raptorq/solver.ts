@@ -72,9 +72,20 @@ export function hdpcMatrix(p: RaptorQParams): Uint8Array {
   return hdpc(p).g;
 }
 
-/** Column lists of the binary rows (LDPC and LT) in CSR form; HDPC rows are empty here. */
-function sparseRows(p: RaptorQParams, isis: ArrayLike<number>): { start: Int32Array; cols: Int32Array } {
-  const { S, H, B, W, P } = p;
+/** Per K': the LDPC rows' columns (CSR), and the LT rows' columns of ISIs met so far (encIndices is the costly part). */
+interface RowCache {
+  readonly ldpcStart: Int32Array;
+  readonly ldpcCols: Int32Array;
+  /** ISI -> its LT row's columns; ISIs below ltLimit only (the systematic ones and the first repair ones). */
+  readonly lt: (Int32Array | undefined)[];
+  readonly ltLimit: number;
+}
+const rowCaches = new Map<number, RowCache>();
+
+function rowCache(p: RaptorQParams): RowCache {
+  const cached = rowCaches.get(p.Kp);
+  if (cached) return cached;
+  const { S, B, W, P } = p;
   const ldpc: number[][] = Array.from({ length: S }, () => []);
   for (let i = 0; i < B; i++) {
     const a = 1 + Math.floor(i / S);
@@ -86,21 +97,179 @@ function sparseRows(p: RaptorQParams, isis: ArrayLike<number>): { start: Int32Ar
     ldpc[b]!.push(i);
   }
   for (let i = 0; i < S; i++) ldpc[i]!.push(B + i, W + (i % P), W + ((i + 1) % P));
-  const lt: number[][] = [];
-  for (let t = 0; t < isis.length; t++) lt.push(encIndices(p, isis[t]!));
+  const ldpcStart = new Int32Array(S + 1);
+  for (let r = 0; r < S; r++) ldpcStart[r + 1] = ldpcStart[r]! + ldpc[r]!.length;
+  const ldpcCols = new Int32Array(ldpcStart[S]!);
+  for (let r = 0; r < S; r++) ldpcCols.set(ldpc[r]!, ldpcStart[r]!);
+  // Every systematic ISI and as many repair ISIs again: an encoder's rows and a decoder's, at any loss rate
+  // a block survives, are then built once per K'.
+  const made: RowCache = { ldpcStart, ldpcCols, lt: [], ltLimit: 2 * p.Kp };
+  rowCaches.set(p.Kp, made);
+  return made;
+}
+
+function ltRow(p: RaptorQParams, cache: RowCache, isi: number): Int32Array | number[] {
+  if (isi >= cache.ltLimit) return encIndices(p, isi);
+  return (cache.lt[isi] ??= Int32Array.from(encIndices(p, isi)));
+}
+
+/** Column lists of the binary rows (LDPC and LT) in CSR form; HDPC rows are empty here. */
+function sparseRows(p: RaptorQParams, isis: ArrayLike<number>): { start: Int32Array; cols: Int32Array } {
+  const { S, H } = p;
+  const cache = rowCache(p);
+  const lt: (Int32Array | number[])[] = [];
+  for (let t = 0; t < isis.length; t++) lt.push(ltRow(p, cache, isis[t]!));
   const M = S + H + isis.length;
   const start = new Int32Array(M + 1);
-  let nnz = 0;
-  for (let r = 0; r < M; r++) {
-    start[r] = nnz;
-    if (r < S) nnz += ldpc[r]!.length;
-    else if (r >= S + H) nnz += lt[r - S - H]!.length;
+  start.set(cache.ldpcStart, 0);
+  let nnz = cache.ldpcStart[S]!;
+  for (let r = S; r < S + H; r++) start[r + 1] = nnz;
+  for (let t = 0; t < lt.length; t++) {
+    nnz += lt[t]!.length;
+    start[S + H + t + 1] = nnz;
   }
-  start[M] = nnz;
   const cols = new Int32Array(nnz);
-  for (let r = 0; r < S; r++) cols.set(ldpc[r]!, start[r]!);
+  cols.set(cache.ldpcCols, 0);
   for (let t = 0; t < lt.length; t++) cols.set(lt[t]!, start[S + H + t]!);
   return { start, cols };
+}
+
+// Column states while peeling.
+const ACTIVE = 0;
+const DECIDED = 1;
+const INACTIVE = 2;
+
+/**
+ * Phase 1: peeling with inactivation over the binary rows (see the top of this file). A class with its state in
+ * fields rather than closures over local variables: V8 keeps variables that closures capture in context slots (a
+ * load and a hole check per access); the HDPC coefficient loop ran 4-6x faster once moved out of such a scope.
+ */
+class Peeling {
+  /** Per-row bitsets over the inactive columns, `words` 32-bit words a row; widened (doubled) as needed. */
+  words: number;
+  bits: Uint32Array;
+  readonly rowDeg: Int32Array;
+  readonly done: Uint8Array;
+  readonly colState: Uint8Array;
+  /** Inactive columns in inactivation order (bit q of a row's bitset is column inactiveCol[q]). */
+  readonly inactiveCol: number[] = [];
+  readonly pivotRows: number[] = [];
+  readonly pivotCols: number[] = [];
+  /** Rows by active degree; entries go stale when a row's degree drops and are skipped on pop. */
+  private readonly buckets: number[][] = [];
+  private minBucket = Infinity;
+
+  constructor(
+    private readonly p: RaptorQParams,
+    private readonly M: number,
+    private readonly rowStart: Int32Array,
+    private readonly rowCols: Int32Array,
+    private readonly colStart: Int32Array,
+    private readonly colRows: Int32Array,
+  ) {
+    const { S, H, W, L, P } = p;
+    const firstLt = S + H;
+    this.colState = new Uint8Array(L);
+    for (let q = 0; q < P; q++) {
+      this.colState[W + q] = INACTIVE;
+      this.inactiveCol.push(W + q);
+    }
+    const words = (this.words = Math.max(1, Math.ceil((P + 32) / 32)));
+    const bits = (this.bits = new Uint32Array(M * words));
+    const rowDeg = (this.rowDeg = new Int32Array(M));
+    this.done = new Uint8Array(M);
+    for (let r = 0; r < M; r++) {
+      if (r >= S && r < firstLt) continue;
+      let d = 0;
+      for (let i = rowStart[r]!; i < rowStart[r + 1]!; i++) {
+        const c = rowCols[i]!;
+        if (c >= W) bits[r * words + ((c - W) >>> 5)]! |= 1 << ((c - W) & 31);
+        else d++;
+      }
+      rowDeg[r] = d;
+    }
+    for (let r = 0; r < M; r++) if (r < S || r >= firstLt) this.push(r);
+  }
+
+  private push(r: number): void {
+    const d = this.rowDeg[r]!;
+    if (d <= 0) return;
+    (this.buckets[d] ??= []).push(r);
+    if (d < this.minBucket) this.minBucket = d;
+  }
+
+  private popMin(): number {
+    const { buckets, done, rowDeg } = this;
+    while (this.minBucket < buckets.length) {
+      const bucket = buckets[this.minBucket];
+      if (bucket) {
+        while (bucket.length > 0) {
+          const r = bucket.pop()!;
+          if (!done[r] && rowDeg[r] === this.minBucket) return r;
+        }
+      }
+      this.minBucket++;
+    }
+    return -1;
+  }
+
+  private inactivate(c: number): void {
+    const q = this.inactiveCol.length;
+    this.inactiveCol.push(c);
+    this.colState[c] = INACTIVE;
+    if (q >= this.words * 32) {
+      const { M, words } = this;
+      const wider = words * 2;
+      const grown = new Uint32Array(M * wider);
+      for (let r = 0; r < M; r++) grown.set(this.bits.subarray(r * words, r * words + words), r * wider);
+      this.bits = grown;
+      this.words = wider;
+    }
+    const { bits, words, colStart, colRows, done, rowDeg } = this;
+    const w = q >>> 5;
+    const bit = 1 << (q & 31);
+    for (let i = colStart[c]!; i < colStart[c + 1]!; i++) {
+      const x = colRows[i]!;
+      if (done[x]) continue;
+      bits[x * words + w]! |= bit;
+      rowDeg[x]!--;
+      this.push(x);
+    }
+  }
+
+  /** Peels every binary row it can, XORing symbols in the arena; leaves the rest to the dense phase. */
+  run(arena: SymbolArena): void {
+    const { rowStart, rowCols, colStart, colRows, colState, done, rowDeg, pivotRows, pivotCols } = this;
+    const rowsToXor = new Int32Array(this.M);
+    for (let r = this.popMin(); r >= 0; r = this.popMin()) {
+      let pivot = -1;
+      for (let i = rowStart[r]!; i < rowStart[r + 1]!; i++) {
+        const c = rowCols[i]!;
+        if (colState[c] !== ACTIVE) continue;
+        if (pivot < 0) pivot = c;
+        else this.inactivate(c);
+      }
+      colState[pivot] = DECIDED;
+      done[r] = 1;
+      pivotRows.push(r);
+      pivotCols.push(pivot);
+      const { bits, words } = this; // after inactivations, which may widen them
+      const rb = r * words;
+      let touched = 0;
+      for (let i = colStart[pivot]!; i < colStart[pivot + 1]!; i++) {
+        const x = colRows[i]!;
+        if (done[x]) continue;
+        const xb = x * words;
+        for (let k = 0; k < words; k++) bits[xb + k]! ^= bits[rb + k]!;
+        rowsToXor[touched++] = x;
+        rowDeg[x]!--;
+        this.push(x);
+      }
+      arena.xorToMany(r, rowsToXor, touched);
+    }
+    // Columns no binary row could take (only the HDPC rows hold them) are solved densely too.
+    for (let c = 0; c < this.p.W; c++) if (colState[c] === ACTIVE) this.inactivate(c);
+  }
 }
 
 /**
@@ -115,7 +284,7 @@ export function solve(
   arena: SymbolArena,
   original: (t: number) => Uint8Array | null,
 ): Solution | null {
-  const { S, H, W, L, P } = p;
+  const { S, H, L } = p;
   const n = p.Kp + S;
   const firstLt = S + H;
   const M = firstLt + isis.length;
@@ -139,109 +308,9 @@ export function solve(
     for (let i = rowStart[r]!; i < rowStart[r + 1]!; i++) colRows[fill[rowCols[i]!]!++] = r;
   }
 
-  // Column state: ACTIVE, DECIDED (pivot of a peeled row) or INACTIVE (index in inactiveCol).
-  const ACTIVE = 0;
-  const DECIDED = 1;
-  const INACTIVE = 2;
-  const colState = new Uint8Array(L);
-  const inactiveCol: number[] = [];
-  for (let q = 0; q < P; q++) {
-    colState[W + q] = INACTIVE;
-    inactiveCol.push(W + q);
-  }
-
-  // Per-row bitsets over the inactive columns; widened (doubled) when inactivations outgrow them.
-  let words = Math.max(1, Math.ceil((P + 32) / 32));
-  let bits = new Uint32Array(M * words);
-  const rowDeg = new Int32Array(M);
-  const done = new Uint8Array(M);
-  for (let r = 0; r < M; r++) {
-    if (r >= S && r < firstLt) continue;
-    let d = 0;
-    for (let i = rowStart[r]!; i < rowStart[r + 1]!; i++) {
-      const c = rowCols[i]!;
-      if (c >= W) bits[r * words + ((c - W) >>> 5)]! |= 1 << ((c - W) & 31);
-      else d++;
-    }
-    rowDeg[r] = d;
-  }
-
-  // Rows by active degree; entries go stale when a row's degree drops and are skipped on pop.
-  const buckets: number[][] = [];
-  let minBucket = Infinity;
-  const push = (r: number): void => {
-    const d = rowDeg[r]!;
-    if (d <= 0) return;
-    (buckets[d] ??= []).push(r);
-    if (d < minBucket) minBucket = d;
-  };
-  for (let r = 0; r < M; r++) if (r < S || r >= firstLt) push(r);
-  const popMin = (): number => {
-    while (minBucket < buckets.length) {
-      const bucket = buckets[minBucket];
-      if (bucket) {
-        while (bucket.length > 0) {
-          const r = bucket.pop()!;
-          if (!done[r] && rowDeg[r] === minBucket) return r;
-        }
-      }
-      minBucket++;
-    }
-    return -1;
-  };
-
-  const inactivate = (c: number): void => {
-    const q = inactiveCol.length;
-    inactiveCol.push(c);
-    colState[c] = INACTIVE;
-    if (q >= words * 32) {
-      const wider = words * 2;
-      const grown = new Uint32Array(M * wider);
-      for (let r = 0; r < M; r++) grown.set(bits.subarray(r * words, r * words + words), r * wider);
-      bits = grown;
-      words = wider;
-    }
-    const w = q >>> 5;
-    const bit = 1 << (q & 31);
-    for (let i = colStart[c]!; i < colStart[c + 1]!; i++) {
-      const x = colRows[i]!;
-      if (done[x]) continue;
-      bits[x * words + w]! |= bit;
-      rowDeg[x]!--;
-      push(x);
-    }
-  };
-
-  const pivotRows: number[] = [];
-  const pivotCols: number[] = [];
-  const rowsToXor = new Int32Array(M);
-  for (let r = popMin(); r >= 0; r = popMin()) {
-    let pivot = -1;
-    for (let i = rowStart[r]!; i < rowStart[r + 1]!; i++) {
-      const c = rowCols[i]!;
-      if (colState[c] !== ACTIVE) continue;
-      if (pivot < 0) pivot = c;
-      else inactivate(c);
-    }
-    colState[pivot] = DECIDED;
-    done[r] = 1;
-    pivotRows.push(r);
-    pivotCols.push(pivot);
-    const rb = r * words;
-    let touched = 0;
-    for (let i = colStart[pivot]!; i < colStart[pivot + 1]!; i++) {
-      const x = colRows[i]!;
-      if (done[x]) continue;
-      const xb = x * words;
-      for (let k = 0; k < words; k++) bits[xb + k]! ^= bits[rb + k]!;
-      rowsToXor[touched++] = x;
-      rowDeg[x]!--;
-      push(x);
-    }
-    arena.xorToMany(r, rowsToXor, touched);
-  }
-  // Columns no binary row could take (only the HDPC rows hold them) are solved densely too.
-  for (let c = 0; c < W; c++) if (colState[c] === ACTIVE) inactivate(c);
+  const peeling = new Peeling(p, M, rowStart, rowCols, colStart, colRows);
+  peeling.run(arena);
+  const { pivotRows, pivotCols, inactiveCol, done, bits, words } = peeling;
 
   // Dense phase: the rows peeling left (all-inactive now) plus the HDPC rows, over u columns.
   const u = inactiveCol.length;
@@ -263,41 +332,7 @@ export function solve(
   // HDPC row h loses every pivot column c_k with coefficient beta = G_HDPC[h][c_k]: its inactive part
   // gains beta * (pivot row's bits) and its symbol beta * (pivot row's symbol).
   const { g, mtRows } = hdpc(p);
-  const acc = new Uint32Array(256 * words); // XOR of the pivot rows' bitsets, grouped by coefficient
-  const planes = new Uint32Array(8 * words); // bit plane b: XOR of acc[beta] over the betas with bit b set
-  for (let h = 0; h < H; h++) {
-    const row = (sparseLeft + h) * rowBytes;
-    const gh = h * n;
-    for (let q = 0; q < u; q++) {
-      const c = inactiveCol[q]!;
-      dense[row + q] = c < n ? g[gh + c]! : c === n + h ? 1 : 0;
-    }
-    acc.fill(0);
-    for (let k = 0; k < pivotRows.length; k++) {
-      const beta = g[gh + pivotCols[k]!]!;
-      if (beta === 0) continue;
-      const rb = pivotRows[k]! * words;
-      const ab = beta * words;
-      for (let w = 0; w < words; w++) acc[ab + w]! ^= bits[rb + w]!;
-    }
-    // Column q gains sum_beta beta * [bit q of acc[beta]]: bit b of that sum is bit q of planes[b].
-    planes.fill(0);
-    for (let beta = 1; beta < 256; beta++) {
-      const ab = beta * words;
-      for (let b = 0; b < 8; b++) {
-        if (!((beta >>> b) & 1)) continue;
-        const pb = b * words;
-        for (let w = 0; w < words; w++) planes[pb + w]! ^= acc[ab + w]!;
-      }
-    }
-    for (let q = 0; q < u; q++) {
-      const w = q >>> 5;
-      const shift = q & 31;
-      let v = 0;
-      for (let b = 0; b < 8; b++) v |= ((planes[b * words + w]! >>> shift) & 1) << b;
-      dense[row + q]! ^= v;
-    }
-  }
+  hdpcInactiveRows(g, n, H, pivotRows, pivotCols, bits, words, inactiveCol, dense, sparseLeft * rowBytes, rowBytes);
   // The symbols, all H rows at once through G_HDPC = MT * GAMMA instead of H multiply-adds per pivot:
   // with Y_j the pivot row's symbol for a pivot column j (else 0), GAMMA * Y is the running sum
   // z_j = alpha * z_{j-1} + Y_j, and MT adds z_j to the two rows it marks in column j (and
@@ -379,6 +414,65 @@ export function solve(
     slotOfColumn[c] = r;
   }
   return { slotOfColumn, inactivated: u, denseRows: R };
+}
+
+/**
+ * The HDPC rows' coefficients over the u inactive columns (dense rows from rowBase, rowBytes apart): G_HDPC's own
+ * (plus the identity part at column n + h), and for every pivot column c_k eliminated with coefficient
+ * beta = G_HDPC[h][c_k], beta times that pivot row's inactive part. A function of its own (no captured variables:
+ * V8 keeps its typed arrays and counters in registers), grouping the pivot rows' bitsets per coefficient and
+ * then per bit of it (eight bit planes) instead of per column.
+ */
+function hdpcInactiveRows(
+  g: Uint8Array,
+  n: number,
+  H: number,
+  pivotRows: readonly number[],
+  pivotCols: readonly number[],
+  bits: Uint32Array,
+  words: number,
+  inactiveCol: readonly number[],
+  dense: Uint8Array,
+  rowBase: number,
+  rowBytes: number,
+): void {
+  const u = inactiveCol.length;
+  const acc = new Uint32Array(256 * words); // XOR of the pivot rows' bitsets, grouped by coefficient
+  const planes = new Uint32Array(8 * words); // bit plane b: XOR of acc[beta] over the betas with bit b set
+  const pivots = pivotRows.length;
+  for (let h = 0; h < H; h++) {
+    const row = rowBase + h * rowBytes;
+    const gh = h * n;
+    for (let q = 0; q < u; q++) {
+      const c = inactiveCol[q]!;
+      dense[row + q] = c < n ? g[gh + c]! : c === n + h ? 1 : 0;
+    }
+    acc.fill(0);
+    for (let k = 0; k < pivots; k++) {
+      const beta = g[gh + pivotCols[k]!]!;
+      if (beta === 0) continue;
+      const rb = pivotRows[k]! * words;
+      const ab = beta * words;
+      for (let w = 0; w < words; w++) acc[ab + w]! ^= bits[rb + w]!;
+    }
+    // Column q gains sum_beta beta * [bit q of acc[beta]]: bit b of that sum is bit q of planes[b].
+    planes.fill(0);
+    for (let beta = 1; beta < 256; beta++) {
+      const ab = beta * words;
+      for (let b = 0; b < 8; b++) {
+        if (!((beta >>> b) & 1)) continue;
+        const pb = b * words;
+        for (let w = 0; w < words; w++) planes[pb + w]! ^= acc[ab + w]!;
+      }
+    }
+    for (let q = 0; q < u; q++) {
+      const w = q >>> 5;
+      const shift = q & 31;
+      let v = 0;
+      for (let b = 0; b < 8; b++) v |= ((planes[b * words + w]! >>> shift) & 1) << b;
+      dense[row + q]! ^= v;
+    }
+  }
 }
 
 /**
