@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunRecord } from './harness.js';
 import type { Machine } from './machine.js';
-import { wireTarget, type Scenario } from './scenarios.js';
+import { linkMinimumS, TIME_TARGET, wireTarget, type Scenario } from './scenarios.js';
 
 export interface ToolInfo {
   name: string;
@@ -117,6 +117,30 @@ export function markdown(results: BenchResults): string {
         return `${fmt(r.wireRatio, 3)} ${r.wireRatio <= target ? '✓' : '✗'}`;
       });
       lines.push(`| ${s.name} | ${mtuOf(s)} | ${target.toFixed(2)} | ${cells.join(' | ')} |`);
+    }
+    lines.push('');
+  }
+  const timed = scenarios.filter((s) => linkMinimumS(s, results.config.imageBytes) !== null);
+  if (timed.length > 0) {
+    lines.push(`## Time target (time ≤ ${TIME_TARGET} × the link's physical minimum)`);
+    lines.push('');
+    lines.push(
+      `Physical minimum = image bits ÷ uplink rate (no headers, no repair). Time ÷ minimum per run where every receiver got the image; ✓ met, ✗ not met. ` +
+        `Tools were told ${Math.round(results.config.rateFactor * 100)} % of the uplink` +
+        (results.config.rateFactor < 1 ? `: sending the image alone then takes ${fmt(1 / results.config.rateFactor, 3)} × the minimum (--rate-factor 1 tests the target at the full link rate).` : '.'),
+    );
+    lines.push('');
+    lines.push(`| scenario | MTU | minimum s | ${tools.join(' | ')} |`);
+    lines.push(`| --- | ---: | ---: | ${tools.map(() => '---').join(' | ')} |`);
+    for (const s of timed) {
+      const minimum = linkMinimumS(s, results.config.imageBytes) as number;
+      const cells = tools.map((tool) => {
+        const r = runOf(s, tool);
+        if (!r || r.status !== 'ok' || r.timeS === null) return '–';
+        const ratio = r.timeS / minimum;
+        return `${fmt(ratio, 3)} ${ratio <= TIME_TARGET ? '✓' : '✗'}`;
+      });
+      lines.push(`| ${s.name} | ${mtuOf(s)} | ${fmt(minimum, 2)} | ${cells.join(' | ')} |`);
     }
     lines.push('');
   }

@@ -2,6 +2,7 @@
 // jumbo frames (MTU 9000: the per-packet framing drops under 1 %, as on imaging LANs that use them).
 
 import type { BurstyLoss } from '../src/testlan/lan.js';
+import { parseRate } from '../src/testlan/rate.js';
 
 export interface Scenario {
   /** Stable name used by --scenarios filters and in the reports, e.g. n3-loss1-500mbit. */
@@ -81,6 +82,18 @@ export function withMtu(scenarios: readonly Scenario[], runMtu: number): Scenari
 export function wireTarget(scenario: Scenario): number | null {
   if (scenario.bursty || scenario.slow) return null;
   return Math.round((1 + scenario.loss + 0.02) * 1000) / 1000;
+}
+
+/** Issue 2's time target: the last receiver done within 1.08x the link's physical minimum. */
+export const TIME_TARGET = 1.08;
+
+/**
+ * The link's physical minimum for a scenario with a limited uplink: the image's bits at the uplink rate, in seconds
+ * (no headers, no repair: the least any tool could take); null when the uplink is unlimited or a receiver is slower.
+ */
+export function linkMinimumS(scenario: Scenario, imageBytes: number): number | null {
+  if (!scenario.uplink || scenario.slow) return null;
+  return (imageBytes * 8) / parseRate(scenario.uplink);
 }
 
 /** The --quick subset: 3 receivers, 0 and 1 % loss, 500mbit. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RunRecord } from '../../bench/harness.js';
 import { markdown, svgChart, writeReports, type BenchResults } from '../../bench/report.js';
-import { allScenarios, filterScenarios, quickScenarios, wireTarget, withMtu, type Scenario } from '../../bench/scenarios.js';
+import { allScenarios, filterScenarios, linkMinimumS, quickScenarios, wireTarget, withMtu, type Scenario } from '../../bench/scenarios.js';
 
 test('scenario matrix: N x loss x uplink, plus bursty and slow receiver, plus jumbo frames', () => {
   const all = allScenarios();
@@ -54,6 +54,15 @@ test('wire target: 1 + p + 0.02 under random loss, none for bursty loss or a slo
   assert.equal(wireTarget(byName('n8-loss5-unlimited')), 1.07);
   assert.equal(wireTarget(byName('n3-bursty-500mbit')), null);
   assert.equal(wireTarget(byName('n3-slow100mbit-500mbit')), null);
+});
+
+test("time target: the link's physical minimum is the image's bits at the uplink rate; none when unlimited or slow", () => {
+  const byName = (name: string): Scenario => allScenarios().find((s) => s.name === name)!;
+  const image = 200 * 2 ** 20;
+  assert.ok(Math.abs(linkMinimumS(byName('n3-loss0-500mbit'), image)! - 3.3554) < 1e-3);
+  assert.ok(Math.abs(linkMinimumS(byName('n8-loss5-500mbit-mtu9000'), image)! - 3.3554) < 1e-3);
+  assert.equal(linkMinimumS(byName('n8-loss5-unlimited'), image), null);
+  assert.equal(linkMinimumS(byName('n3-slow100mbit-500mbit'), image), null);
 });
 
 test('scenario filters: substrings, regex, exclusion', () => {
@@ -160,7 +169,7 @@ function mixedMtuSample(): BenchResults {
       run('fleetcast', 'n3-loss0-500mbit', { wireRatio: 1.043 }),
       run('udpcast', 'n3-loss1-500mbit', { wireRatio: 1.07 }),
       run('fleetcast', 'n3-loss1-500mbit', { status: 'timeout', timeS: null, correct: 1, wireRatio: 0.4 }),
-      run('udpcast', 'n3-loss0-500mbit-mtu9000', { ...jumbo, wireRatio: 1.007, payloadBytes: 8956 }),
+      run('udpcast', 'n3-loss0-500mbit-mtu9000', { ...jumbo, wireRatio: 1.007, payloadBytes: 8956, timeS: 1.1 }),
       run('fleetcast', 'n3-loss0-500mbit-mtu9000', { ...jumbo, wireRatio: 1.021 }),
       run('udpcast', 'n3-loss1-500mbit-mtu9000', { ...jumbo, wireRatio: 1.038, payloadBytes: 8956 }),
       run('fleetcast', 'n3-loss1-500mbit-mtu9000', { ...jumbo, wireRatio: 1.029, notes: ['IP fragmentation: 3 fragments created (datagrams larger than the MTU 9000)'] }),
@@ -174,13 +183,19 @@ test('markdown report with jumbo scenarios: MTU column, wire target per run, pay
   assert.match(md, /\| scenario \| MTU \| udpcast \| http \| fleetcast \|/);
   assert.match(md, /\| n3-loss0-500mbit \| 1500 \| 2\.50 \/ 1\.04 \|/);
   assert.match(md, /\| n3-loss1-500mbit-mtu9000 \| 9000 \| 2\.50 \/ 1\.04 \|/);
-  const target = md.slice(md.indexOf('## Wire target'), md.indexOf('## All runs'));
+  const target = md.slice(md.indexOf('## Wire target'), md.indexOf('## Time target'));
   assert.match(target, /\| n3-loss0-500mbit \| 1500 \| 1\.02 \| 1\.040 ✗ \| – \| 1\.043 ✗ \|/);
   assert.match(target, /\| n3-loss1-500mbit \| 1500 \| 1\.03 \| 1\.070 ✗ \| – \| – \|/, 'a run that did not deliver is not judged');
   assert.match(target, /\| n3-loss0-500mbit-mtu9000 \| 9000 \| 1\.02 \| 1\.007 ✓ \| – \| 1\.021 ✗ \|/);
   assert.match(target, /\| n3-loss1-500mbit-mtu9000 \| 9000 \| 1\.03 \| 1\.038 ✗ \| – \| 1\.029 ✓ \|/);
   assert.match(md, /\| n3-loss1-500mbit-mtu9000 \| udpcast \| ok \| 2\.50 \| 1\.04 \| 8956 \| 8990 \|/);
   assert.match(md, /\| n3-loss0-500mbit \| udpcast \| ok \| 2\.50 \| 1\.04 \| 1452 \| 1458 \|/);
+  // 64 MiB at 500 Mbit/s: 1.07 s at least; 2.50 s is 2.328 times that, 1.10 s 1.024
+  const time = md.slice(md.indexOf('## Time target'), md.indexOf('## All runs'));
+  assert.match(time, /Tools were told 95 % of the uplink: sending the image alone then takes 1\.053 × the minimum/);
+  assert.match(time, /\| n3-loss0-500mbit \| 1500 \| 1\.07 \| 2\.328 ✗ \| – \| 2\.328 ✗ \|/);
+  assert.match(time, /\| n3-loss1-500mbit \| 1500 \| 1\.07 \| 2\.328 ✗ \| – \| – \|/, 'a run that did not deliver is not judged');
+  assert.match(time, /\| n3-loss0-500mbit-mtu9000 \| 9000 \| 1\.07 \| 1\.024 ✓ \| – \| 2\.328 ✗ \|/);
   assert.match(md, /IP fragmentation: 3 fragments created/);
   assert.match(md, /`n3-loss0-500mbit-mtu9000`: 3 receivers, 0 % random loss, uplink 500mbit, MTU 9000 \(jumbo frames\)/);
 });
