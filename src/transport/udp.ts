@@ -99,6 +99,18 @@ export function resolveInterface(iface: string | undefined, family: 4 | 6): Reso
   return { family, address: family === 4 ? addr.address : `::%${name}`, name };
 }
 
+/**
+ * Where the receiver's data socket binds: the group itself, so that traffic to other groups on the same port
+ * stays out of it (an IPv6 group of link or interface scope needs the interface as its zone). Without an
+ * interface such an IPv6 group cannot be bound, and the socket takes the port on every address.
+ */
+export function groupBindAddress(group: string, iface: ResolvedInterface | null): string {
+  if (familyOf(group) === 4) return group;
+  if (iface?.name) return `${group}%${iface.name}`;
+  const scope = firstHextet(group) & 0xf; // 1 interface, 2 link, 5 site, 8 organization, e global
+  return scope <= 2 ? '::' : group;
+}
+
 /** Applies the buffer size and returns a warning when the kernel capped it (Linux reports double). */
 function sizeBuffers(socket: DatagramSocket, bytes: number): string | null {
   const got = socket.setBuffers(bytes);
@@ -152,7 +164,7 @@ export async function openReceiverSockets(ep: Endpoint): Promise<ReceiverSockets
   const data = createDatagramSocket(io, family, group, true);
   try {
     // Binding to the group address keeps other groups' traffic on the same port out of this socket.
-    await data.bind(ep.port, family === 4 ? ep.group : '::');
+    await data.bind(ep.port, groupBindAddress(ep.group, iface));
     const w = sizeBuffers(data, ep.bufferBytes ?? 32 << 20);
     if (w) warnings.push(w);
     try {
