@@ -80,7 +80,7 @@ endpointOptions(
     .option('--block-symbols <k>', `source symbols per FEC block: 1-${MAX_RAPTORQ_SYMBOLS} with raptorq (default ${DEFAULT_RAPTORQ_SYMBOLS}, fewer with jumbo frames), 1-255 with reed-solomon (default ${DEFAULT_REED_SOLOMON_SYMBOLS})`, checked(parseIntOption('block-symbols', 1, MAX_RAPTORQ_SYMBOLS)))
     .option('--proactive-parity <fraction>', 'parity sent with every block up front, as a fraction of it', checked(parseSeconds('proactive-parity')), 0)
     .option('--mtu <bytes>', 'link MTU: sets the symbol size (9000 for jumbo frames)', checked(parseIntOption('mtu', 576, 65535)), 1500)
-    .option('--ttl <hops>', 'multicast TTL', checked(parseIntOption('ttl', 0, 255)), 1),
+    .option('--ttl <hops>', 'multicast TTL (IPv6: hop limit)', checked(parseIntOption('ttl', 0, 255)), 1),
 ).action(async (file: string, o, cmd: Command) => {
   const quiet = Boolean(o.quiet || o.json);
   const key = await readKey(o);

@@ -46,6 +46,7 @@ interface UpFlags {
   slowIndex?: number;
   mtu: number;
   tcpOffload?: boolean;
+  ipv6?: boolean;
   verbose?: boolean;
 }
 
@@ -67,9 +68,10 @@ program
   .addOption(new Option('--slow-index <i>', 'which receiver is slow (1-based; default the last)').argParser(integer(1, 200)))
   .addOption(new Option('--mtu <bytes>', 'link MTU').argParser(integer(576, 9000)).default(1500))
   .option('--tcp-offload', 'keep TCP segmentation offload (64 KiB super-packets) instead of one frame per packet')
+  .option('--ipv6', 'IPv6 too: 2001:2::/64 addresses (RFC 5180) and fe80:: ones, no duplicate address detection')
   .option('-v, --verbose', 'print build steps on stderr')
   .action(async (flags: UpFlags) => {
-    const options: LanOptions = { receivers: flags.receivers, mtu: flags.mtu, lossMatch: flags.lossMatch, segmentationOffload: Boolean(flags.tcpOffload) };
+    const options: LanOptions = { receivers: flags.receivers, mtu: flags.mtu, lossMatch: flags.lossMatch, segmentationOffload: Boolean(flags.tcpOffload), ipv6: Boolean(flags.ipv6) };
     if (flags.loss !== undefined) options.loss = flags.loss;
     if (flags.rate) options.senderRate = flags.rate;
     if (flags.burstyLoss !== undefined) options.bursty = { loss: flags.burstyLoss, meanBurst: flags.burstLength, maxBurstMs: flags.maxBurstMs };

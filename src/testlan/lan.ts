@@ -1,8 +1,8 @@
 // The test LAN: one sender and N receivers, each in its own network namespace, joined by a Linux
 // bridge, with optional link rate limits (tc tbf) and packet loss (nft) to imitate a real LAN.
 //
-// Safety: only 198.18.0.0/15 addresses are used, all of them inside the namespaces; the bridge in the
-// root namespace gets no address; nothing touches the machine's own interfaces or routes. Every object
+// Safety: only 198.18.0.0/15 addresses (and, with `ipv6`, 2001:2::/48, RFC 5180's IPv6 counterpart) are
+// used, all of them inside the namespaces; the bridge in the root namespace gets no address; nothing touches the machine's own interfaces or routes. Every object
 // carries a per-run prefix (fct + 5 random characters) so that parallel runs never collide and leftovers
 // can be found (`npm run lan -- down`). Everything is removed by teardown(), which is idempotent and is
 // also run from process exit and signal handlers.
@@ -59,6 +59,13 @@ export interface LanOptions {
   segmentationOffload?: boolean;
   /** Queue size of every tbf, in milliseconds at its rate (default 20). */
   queueMs?: number;
+  /**
+   * IPv6 on the namespace interfaces too (default false: IPv6 off, so byte counters carry no router
+   * solicitations or MLD reports): each host gets a 2001:2::/64 address (RFC 5180 benchmarking prefix) and its
+   * fe80:: link-local one, both usable at once (duplicate address detection off), and the kernel's
+   * `multicast ff00::/8 dev lan0` route. Router advertisements and solicitations are off.
+   */
+  ipv6?: boolean;
   /** Use this prefix instead of a random one (must match fct[0-9a-z]{5}). */
   prefix?: string;
   /** Called after each build step ('preflight', 'bridge', 'host:s', 'host:r1', ..., 'ready'). Throwing aborts the build (and cleans up). */
@@ -78,6 +85,8 @@ export interface LanHost {
   /** Address with prefix length, e.g. 198.18.0.1/16. */
   cidr: string;
   broadcast: string;
+  /** IPv6 address in 2001:2::/64 (no prefix length), when the LAN was built with `ipv6`; else null. */
+  address6: string | null;
   /** The veth end in the root namespace, enslaved to the bridge. */
   rootIfname: string;
 }
@@ -124,8 +133,8 @@ export interface Lan {
   rxBytes(host: LanHost): Promise<number>;
   /** Frames the host's interface transmitted (with txBytes: the mean frame size on the wire). */
   txFrames(host: LanHost): Promise<number>;
-  /** IPv4 fragments the host's stack has created so far (a datagram larger than the MTU was split). */
-  ipFragmentsCreated(host: LanHost): Promise<number>;
+  /** IPv4 (or IPv6) fragments the host's stack has created so far (a datagram larger than the MTU was split). */
+  ipFragmentsCreated(host: LanHost, family?: 4 | 6): Promise<number>;
   /** CPU time used so far by every process started in the host (null when cgroups are unavailable). */
   cpuUsage(host: LanHost): CpuUsage | null;
   /** SIGKILL every process running in the host's namespace or cgroup (daemons included). */
@@ -162,6 +171,8 @@ export const OBJECT_PATTERN = /^fct[0-9a-z]{5}-/;
 const IFNAME = 'lan0';
 const NFT_TABLE = 'fleetcast_lan';
 const NET = { prefixLength: 16, base: [198, 18], broadcast: '198.18.255.255' };
+/** RFC 5180 benchmarking prefix (2001:2::/48); one /64 of it is the LAN. */
+const NET6 = { prefixLength: 64, base: '2001:2::' };
 const MAX_RECEIVERS = 200;
 const SOCKET_BUFFER_MAX = 64 * 1024 * 1024;
 const NUMGEN_MOD = 1_000_000;
@@ -179,6 +190,12 @@ function hostAddress(index: number): string {
   if (index === 0) return `${NET.base[0]}.${NET.base[1]}.0.1`;
   const i = index - 1;
   return `${NET.base[0]}.${NET.base[1]}.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
+}
+
+/** The host's IPv6 address: the last two octets of its IPv4 address as the last two groups (2001:2::1, 2001:2::1:1). */
+export function hostAddress6(index: number): string {
+  const [, , third, fourth] = hostAddress(index).split('.').map(Number) as [number, number, number, number];
+  return `${NET6.base}${third === 0 ? '' : `${third}:`}${fourth}`;
 }
 
 export function stateDir(): string {
@@ -507,6 +524,7 @@ class LanImpl implements Lan {
         address,
         cidr: `${address}/${NET.prefixLength}`,
         broadcast: NET.broadcast,
+        address6: options.ipv6 ? hostAddress6(index) : null,
         rootIfname: `${prefix}-${name}`,
       };
     };
@@ -568,12 +586,17 @@ class LanImpl implements Lan {
   private async buildHost(host: LanHost): Promise<void> {
     const { ip } = this.tools;
     await run(ip, ['netns', 'add', host.ns]);
-    // No IPv6 inside (keeps the byte counters free of router solicitations and MLD noise).
-    await this.execChecked(host, [
-      this.tools.sh,
-      '-c',
-      'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; true',
-    ]);
+    // No IPv6 inside unless asked (keeps the byte counters free of router solicitations and MLD noise). With
+    // IPv6, the defaults are set before lan0 arrives, so it is made with them: no duplicate address detection
+    // (addresses usable at once), no router solicitations or advertisements, no autoconfiguration.
+    const v6 = this.options.ipv6
+      ? ['accept_dad=0', 'dad_transmits=0', 'router_solicitations=0', 'accept_ra=0', 'autoconf=0', 'disable_ipv6=0']
+      : ['disable_ipv6=1'];
+    const writes = ['all', 'default'].flatMap((conf) => v6.map((kv) => {
+      const [key, value] = kv.split('=');
+      return `echo ${value} > /proc/sys/net/ipv6/conf/${conf}/${key}`;
+    }));
+    await this.execChecked(host, [this.tools.sh, '-c', `${writes.join('; ')}; true`]);
     await run(ip, ['-n', host.ns, 'link', 'set', 'lo', 'up']);
     await run(ip, [
       'link', 'add', host.rootIfname, 'mtu', String(this.mtu), 'type', 'veth',
@@ -586,6 +609,7 @@ class LanImpl implements Lan {
       await run(ip, ['-n', host.ns, 'link', 'set', 'dev', host.ifname, 'gso_max_segs', '1']);
     }
     await run(ip, ['-n', host.ns, 'addr', 'add', host.cidr, 'brd', '+', 'dev', host.ifname]);
+    if (host.address6) await run(ip, ['-n', host.ns, '-6', 'addr', 'add', `${host.address6}/${NET6.prefixLength}`, 'dev', host.ifname, 'nodad']);
     await run(ip, ['-n', host.ns, 'link', 'set', host.ifname, 'up']);
     await run(ip, ['-n', host.ns, 'route', 'add', '224.0.0.0/4', 'dev', host.ifname]);
     const cgroup = createCgroup(host.ns);
@@ -611,11 +635,18 @@ class LanImpl implements Lan {
     for (const host of this.hosts) {
       for (;;) {
         const out = await run(this.tools.ip, ['-n', host.ns, '-o', 'link', 'show', 'dev', host.ifname]);
-        if (/LOWER_UP/.test(out.stdout)) break;
+        // With IPv6, also its fe80:: address: the kernel adds it once the link is up (the source of link-scope multicast).
+        const ready = /LOWER_UP/.test(out.stdout) && (!host.address6 || (await this.hasLinkLocal(host)));
+        if (ready) break;
         if (Date.now() > deadline) throw new Error(`link ${host.ifname} in ${host.ns} did not come up`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     }
+  }
+
+  private async hasLinkLocal(host: LanHost): Promise<boolean> {
+    const out = await run(this.tools.ip, ['-n', host.ns, '-6', '-o', 'addr', 'show', 'dev', host.ifname, 'scope', 'link']);
+    return /inet6 fe80::/.test(out.stdout) && !/tentative/.test(out.stdout);
   }
 
   private async execChecked(host: LanHost, argv: readonly string[], input?: string): Promise<void> {
@@ -721,13 +752,19 @@ class LanImpl implements Lan {
     return (await this.counters(host)).txFrames;
   }
 
-  async ipFragmentsCreated(host: LanHost): Promise<number> {
+  async ipFragmentsCreated(host: LanHost, family: 4 | 6 = 4): Promise<number> {
     this.checkHost(host);
-    // /proc/net/snmp is per network namespace; read it from inside (not through this.exec: no cgroup accounting)
-    const { stdout } = await run(this.tools.ip, ['netns', 'exec', host.ns, 'cat', '/proc/net/snmp']);
+    // /proc/net/snmp(6) is per network namespace; read it from inside (not through this.exec: no cgroup accounting)
+    const file = family === 4 ? '/proc/net/snmp' : '/proc/net/snmp6';
+    const { stdout } = await run(this.tools.ip, ['netns', 'exec', host.ns, 'cat', file]);
+    if (family === 6) {
+      const m = /^Ip6FragCreates\s+(\d+)$/m.exec(stdout);
+      if (!m) throw new Error(`no IPv6 fragmentation counter in ${host.ns}'s ${file}`);
+      return Number(m[1]);
+    }
     const [names, values] = stdout.split('\n').filter((line) => line.startsWith('Ip:')).map((line) => line.split(/\s+/));
     const index = names?.indexOf('FragCreates') ?? -1;
-    if (!values || index < 0) throw new Error(`no IP fragmentation counter in ${host.ns}'s /proc/net/snmp`);
+    if (!values || index < 0) throw new Error(`no IP fragmentation counter in ${host.ns}'s ${file}`);
     return Number(values[index]);
   }
 

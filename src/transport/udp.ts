@@ -56,30 +56,59 @@ export function familyOf(group: string): 4 | 6 {
   return family as 4 | 6;
 }
 
+/** The first 16 bits of an IPv6 address (ff15 of ff15::77, 0x00ff of ff::1). */
+function firstHextet(address: string): number {
+  return parseInt(canonicalAddress(address).split(':')[0] || '0', 16);
+}
+
 export function checkMulticastGroup(group: string): void {
   const family = familyOf(group);
-  const ok = family === 4 ? (Number(group.split('.')[0]) & 0xf0) === 0xe0 : group.toLowerCase().startsWith('ff');
+  const ok = family === 4 ? (Number(group.split('.')[0]) & 0xf0) === 0xe0 : (firstHextet(group) & 0xff00) === 0xff00;
   if (!ok) throw new TransportError(`${group} is not a multicast address (IPv4 224.0.0.0/4 or IPv6 ff00::/8)`);
 }
 
-/** Finds the interface by name or address; IPv6 multicast needs the interface name as scope. */
+/**
+ * An address in one spelling, to compare: IPv6 compressed and lower case (2001:2:0::1 and 2001:2::1 are one
+ * address), without a zone ("fe80::1%eth0": the interface is found by the address).
+ */
+function canonicalAddress(address: string): string {
+  const bare = address.replace(/%.*$/, '');
+  if (isIP(bare) !== 6) return bare;
+  return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+}
+
+/**
+ * Finds the interface by name or by one of its addresses (of either family: `--interface 2001:2::1` with an
+ * IPv4 group uses that interface's IPv4 address); IPv6 multicast needs the interface name as scope.
+ */
 export function resolveInterface(iface: string | undefined, family: 4 | 6): ResolvedInterface | null {
   if (!iface) return null;
   const all = networkInterfaces();
+  let name: string | undefined = all[iface] ? iface : undefined;
+  if (name === undefined) {
+    const wantedAddress = canonicalAddress(iface);
+    name = Object.keys(all).find((n) => all[n]?.some((a) => canonicalAddress(a.address) === wantedAddress));
+  }
+  if (name === undefined) {
+    const names = Object.keys(all).join(', ');
+    throw new TransportError(`no interface named or addressed "${iface}" (interfaces here: ${names})`);
+  }
   const wanted = family === 4 ? 'IPv4' : 'IPv6';
-  const byName = all[iface];
-  if (byName) {
-    const addr = byName.find((a) => a.family === wanted);
-    if (!addr) throw new TransportError(`interface ${iface} has no ${wanted} address`);
-    return { family, address: family === 4 ? addr.address : `::%${iface}`, name: iface };
-  }
-  for (const [name, addrs] of Object.entries(all)) {
-    for (const a of addrs ?? []) {
-      if (a.address === iface) return { family, address: family === 4 ? a.address : `::%${name}`, name };
-    }
-  }
-  const names = Object.keys(all).join(', ');
-  throw new TransportError(`no interface named or addressed "${iface}" (interfaces here: ${names})`);
+  const addr = all[name]!.find((a) => a.family === wanted);
+  if (!addr) throw new TransportError(`interface ${name} has no ${wanted} address`);
+  return { family, address: family === 4 ? addr.address : `::%${name}`, name };
+}
+
+/**
+ * Where the receiver's data socket binds: the group itself, so that traffic to other groups on the same port
+ * stays out of it (an IPv6 group of link or interface scope needs the interface as its zone). Without an
+ * interface such an IPv6 group cannot be bound, and the socket takes the port on every address.
+ */
+export function groupBindAddress(group: string, iface: ResolvedInterface | null): string {
+  if (familyOf(group) === 4) return group;
+  if (iface?.name) return `${group}%${iface.name}`;
+  const scope = firstHextet(group) & 0xf; // 1 interface, 2 link, 5 site, 8 organization, e global
+  return scope <= 2 ? '::' : group;
 }
 
 /** Applies the buffer size and returns a warning when the kernel capped it (Linux reports double). */
@@ -135,7 +164,7 @@ export async function openReceiverSockets(ep: Endpoint): Promise<ReceiverSockets
   const data = createDatagramSocket(io, family, group, true);
   try {
     // Binding to the group address keeps other groups' traffic on the same port out of this socket.
-    await data.bind(ep.port, family === 4 ? ep.group : '::');
+    await data.bind(ep.port, groupBindAddress(ep.group, iface));
     const w = sizeBuffers(data, ep.bufferBytes ?? 32 << 20);
     if (w) warnings.push(w);
     try {

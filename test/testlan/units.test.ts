@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { gilbertElliott, lossRuleset, prerequisiteProblems } from '../../src/testlan/lan.js';
+import { gilbertElliott, hostAddress6, lossRuleset, prerequisiteProblems } from '../../src/testlan/lan.js';
 import { formatRate, parseRate, tcRate } from '../../src/testlan/rate.js';
 
 test('parseRate understands tc and short spellings', () => {
@@ -53,4 +53,14 @@ test('prerequisites: says what is missing and how to install it', () => {
   const missing = prerequisiteProblems(0, (n) => (n === 'nft' || n === 'tc' ? undefined : `/usr/sbin/${n}`));
   assert.match(missing[0] ?? '', /missing commands: tc, nft/);
   assert.match(missing[0] ?? '', /apt-get install iproute2 nftables/);
+});
+
+test('IPv6 host addresses: 2001:2::/64 (RFC 5180), the IPv4 address\'s last two octets as the last two groups', () => {
+  assert.equal(hostAddress6(0), '2001:2::1');
+  assert.equal(hostAddress6(1), '2001:2::1:1');
+  assert.equal(hostAddress6(250), '2001:2::1:250');
+  assert.equal(hostAddress6(251), '2001:2::2:1');
+  const all = Array.from({ length: 201 }, (_, i) => hostAddress6(i));
+  assert.equal(new Set(all).size, all.length);
+  for (const a of all) assert.equal(new URL(`http://[${a}]/`).hostname, `[${a}]`, `${a} is written canonically`);
 });
