@@ -13,6 +13,7 @@
 //   s.send(parts[], partCounts Uint8Array, destIds Uint32Array, n): datagrams handed to the kernel (< n:
 //     would block, or s.sendError() tells the error of datagram number `sent`, which is then skipped)
 //   onReady(1 readable | 2 writable) is called from the event loop; s.wantWritable() asks for one 2.
+//   s.pause() stops the readable notices until s.start() again (the kernel keeps queueing datagrams).
 #define _GNU_SOURCE
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -501,6 +502,19 @@ static napi_value sock_start(napi_env env, napi_callback_info info) {
   return s ? watch(env, s, UV_READABLE) : NULL;
 }
 
+/** Stops watching for datagrams until start() (the kernel queues them meanwhile): lets JS take them in batches. */
+static napi_value sock_pause(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Sock* s = unwrap_open(env, info, &argc, NULL);
+  if (!s) return NULL;
+  if (s->poll_open && (s->events & UV_READABLE)) {
+    s->events &= ~UV_READABLE;
+    if (s->events) uv_poll_start(&s->poll, s->events, on_poll);
+    else uv_poll_stop(&s->poll);
+  }
+  return undefined_value(env);
+}
+
 static napi_value sock_want_writable(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   Sock* s = unwrap_open(env, info, &argc, NULL);
@@ -814,6 +828,7 @@ static napi_value init(napi_env env, napi_value exports) {
       METHOD("setMulticast", sock_set_multicast),
       METHOD("addMembership", sock_add_membership),
       METHOD("start", sock_start),
+      METHOD("pause", sock_pause),
       METHOD("wantWritable", sock_want_writable),
       METHOD("read", sock_read),
       METHOD("send", sock_send),

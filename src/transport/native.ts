@@ -17,6 +17,8 @@ export interface NativeUdpSocket {
   addMembership(group: string, iface: string | null): void;
   /** Starts watching for datagrams: onReady(1) when some are waiting. */
   start(): void;
+  /** Stops the readable notices until start() again; datagrams queue in the kernel meanwhile. */
+  pause(): void;
   /** onReady(2) once the socket can take datagrams again. */
   wantWritable(): void;
   /** One recvmmsg into the ring: how many datagrams it took (0 when none is waiting, or the socket is closed). */

@@ -178,7 +178,17 @@ export interface BatchOptions {
   batch?: number;
   /** Receive slot: larger datagrams are dropped and counted (65536 fits any UDP datagram). */
   slotBytes?: number;
+  /**
+   * After a read that emptied the socket, leave it unwatched this long so that the next read takes many
+   * datagrams: a paced stream otherwise wakes the process for nearly every datagram (at MTU 9000 and
+   * 500 Mbit/s, 19 000 wakeups for 23 000 datagrams). 0 reads at once. Costs this much latency, so only
+   * for bulk data, with socket buffers that hold that long a stretch.
+   */
+  coalesceMs?: number;
 }
+
+/** Receive buffer (as Linux reports it: double the usable bytes) below which coalescing is off: 4 MiB usable. */
+const COALESCE_MIN_BUFFER_REPORTED = 8 << 20;
 
 export class BatchSocket extends BaseSocket implements DatagramSocket {
   readonly io = 'batch';
@@ -202,6 +212,8 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
   private readonly destIds: Uint32Array;
   private closed = false;
   private port = 0;
+  private coalesceMs: number;
+  private resumeTimer: NodeJS.Timeout | null = null;
 
   constructor(
     family: 4 | 6,
@@ -213,6 +225,7 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
     const loaded = batchAddon();
     if ('error' in loaded) throw new TransportError(`batched UDP I/O is not available: ${loaded.error}`);
     this.batch = opts.batch ?? 64;
+    this.coalesceMs = opts.coalesceMs ?? 0;
     this.native = new loaded.addon.UdpSocket(family, (events) => this.onReady(events), this.batch, opts.slotBytes ?? 65536);
     this.meta = new Uint32Array(this.native.meta);
     this.ring = Buffer.from(this.native.ring);
@@ -234,6 +247,8 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
 
   setBuffers(bytes: number): number {
     const [receive, send] = this.native.setBuffers(bytes, bytes);
+    // A capped buffer (net.core.rmem_max left at its default) cannot hold a coalesced stretch at speed.
+    if (receive < COALESCE_MIN_BUFFER_REPORTED) this.coalesceMs = 0;
     return Math.min(receive, send);
   }
 
@@ -306,6 +321,7 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
     this.writableWaiters = [];
     this.queueParts = [];
     this.queueTo = [];
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.native.close();
   }
 
@@ -323,7 +339,7 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
     const meta = this.meta;
     for (let round = 0; round < 2 && !this.closed; round++) {
       const count = this.native.read();
-      if (count === 0) return;
+      if (count === 0) break;
       if (meta[1] !== this.epoch) this.forgetAddresses();
       for (let i = 0; i < count && !this.closed; i++) {
         const length = meta[2 + i]!;
@@ -338,8 +354,24 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
         this.sink(this.ring.subarray(offset, offset + length), from);
       }
       this.batchEnd();
+      if (count < this.batch) {
+        this.rest();
+        return;
+      }
     }
   }
+
+  /** The socket is empty: with coalescing, look again only after coalesceMs (see BatchOptions). */
+  private rest(): void {
+    if (this.coalesceMs <= 0 || this.closed) return;
+    this.native.pause();
+    if (this.resumeTimer) this.resumeTimer.refresh();
+    else this.resumeTimer = setTimeout(this.resume, this.coalesceMs);
+  }
+
+  private readonly resume = (): void => {
+    if (!this.closed) this.native.start();
+  };
 
   private forgetAddresses(): void {
     this.epoch = this.meta[1]!;
@@ -374,6 +406,12 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
 }
 
 /** A socket of the chosen backend, sending to `group` by default. */
-export function createDatagramSocket(io: IoBackend, family: 4 | 6, group: { address: string; port: number }, reuseAddr: boolean): DatagramSocket {
-  return io === 'batch' ? new BatchSocket(family, group, reuseAddr) : new DgramSocket(family, group, reuseAddr);
+export function createDatagramSocket(
+  io: IoBackend,
+  family: 4 | 6,
+  group: { address: string; port: number },
+  reuseAddr: boolean,
+  opts: Pick<BatchOptions, 'coalesceMs'> = {},
+): DatagramSocket {
+  return io === 'batch' ? new BatchSocket(family, group, reuseAddr, opts) : new DgramSocket(family, group, reuseAddr);
 }

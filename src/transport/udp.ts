@@ -150,6 +150,12 @@ export async function openSenderSocket(ep: Endpoint): Promise<SenderSockets> {
   return { socket, warnings };
 }
 
+/**
+ * The receiver's data socket takes datagrams in batches at most every this many ms (batch I/O): a fraction of
+ * the wakeups, for at most this much latency, which a bulk transfer does not notice.
+ */
+const RECEIVE_COALESCE_MS = 2;
+
 export interface ReceiverSockets {
   /** Bound to the group's port and joined to it: the session's traffic arrives here. */
   data: DatagramSocket;
@@ -161,7 +167,7 @@ export interface ReceiverSockets {
 export async function openReceiverSockets(ep: Endpoint): Promise<ReceiverSockets> {
   const { family, iface, io, warnings } = start(ep);
   const group = { address: ep.group, port: ep.port };
-  const data = createDatagramSocket(io, family, group, true);
+  const data = createDatagramSocket(io, family, group, true, { coalesceMs: RECEIVE_COALESCE_MS });
   try {
     // Binding to the group address keeps other groups' traffic on the same port out of this socket.
     await data.bind(ep.port, groupBindAddress(ep.group, iface));

@@ -12,10 +12,10 @@ if (skip) console.log(`# skipping batch socket tests: ${skip}`);
 
 const LOOPBACK = { address: '127.0.0.1', port: 9 };
 
-async function openReceiver(t: { after(fn: () => void): void }, slotBytes?: number): Promise<BatchSocket> {
+async function openReceiver(t: { after(fn: () => void): void }, slotBytes?: number, coalesceMs?: number): Promise<BatchSocket> {
   const loaded = batchAddon();
   assert.ok(!('error' in loaded), `the addon should load on Linux: ${'error' in loaded ? loaded.error : ''}`);
-  const socket = new BatchSocket(4, LOOPBACK, false, { slotBytes });
+  const socket = new BatchSocket(4, LOOPBACK, false, { slotBytes, coalesceMs });
   t.after(() => socket.close());
   await socket.bind(0, '127.0.0.1');
   socket.setBuffers(4 << 20);
@@ -135,4 +135,40 @@ test('batch send: gathered parts arrive whole, in order, to the group default an
   assert.deepEqual(atSink, expected.filter((_, n) => n % 4 !== 3));
   assert.deepEqual(atOther, expected.filter((_, n) => n % 4 === 3));
   await new Promise<void>((resolve) => socket.whenWritable(resolve));
+});
+
+test('coalescing: after a read empties the socket, what arrives within coalesceMs is taken in one batch', { skip }, async (t) => {
+  const receiver = await openReceiver(t, undefined, 400);
+  if (receiver.setBuffers(16 << 20) < 8 << 20) {
+    t.skip('net.core.rmem_max caps socket buffers below 4 MiB, where coalescing is off (sysctl -w net.core.rmem_max=67108864)');
+    return;
+  }
+  const sender = await openDgram(t);
+  let received = 0;
+  const batchSizes: number[] = [];
+  let wanted = 1;
+  let reached: () => void = () => undefined;
+  const until = (n: number) => new Promise<void>((resolve) => {
+    wanted = n;
+    reached = resolve;
+  });
+  receiver.listen(
+    () => received++,
+    () => {
+      batchSizes.push(received - batchSizes.reduce((a, b) => a + b, 0));
+      if (received >= wanted) reached();
+    },
+  );
+  const first = until(1);
+  await sendAll(sender, receiver.localPort(), [Buffer.from('first')]);
+  await first;
+  // The socket now rests for 400 ms: these 20, sent 5 ms apart (each would wake an uncoalesced reader), queue in
+  // the kernel and one read takes them all.
+  const rest = until(21);
+  for (let i = 0; i < 20; i++) {
+    await sendAll(sender, receiver.localPort(), [Buffer.from(`d${i}`)]);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await rest;
+  assert.deepEqual(batchSizes, [1, 20]);
 });
