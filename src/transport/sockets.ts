@@ -339,7 +339,7 @@ export class BatchSocket extends BaseSocket implements DatagramSocket {
     const meta = this.meta;
     for (let round = 0; round < 2 && !this.closed; round++) {
       const count = this.native.read();
-      if (count === 0) break;
+      if (count === 0) return;
       if (meta[1] !== this.epoch) this.forgetAddresses();
       for (let i = 0; i < count && !this.closed; i++) {
         const length = meta[2 + i]!;
