@@ -335,6 +335,15 @@ static void call_ready(Sock* s, int events) {
   napi_close_handle_scope(env, scope);
 }
 
+static void on_poll(uv_poll_t* h, int status, int events);
+
+/** Stops watching for `events`, keeping the others. */
+static void unwatch(Sock* s, int events) {
+  s->events &= ~events;
+  if (s->events) uv_poll_start(&s->poll, s->events, on_poll);
+  else uv_poll_stop(&s->poll);
+}
+
 static void on_poll(uv_poll_t* h, int status, int events) {
   Sock* s = h->data;
   if (s->closed) return;
@@ -344,9 +353,7 @@ static void on_poll(uv_poll_t* h, int status, int events) {
   if (events & UV_READABLE) ready |= READABLE;
   if (events & UV_WRITABLE) {
     ready |= WRITABLE;
-    s->events &= ~UV_WRITABLE;  // one notice per wantWritable()
-    if (s->events) uv_poll_start(&s->poll, s->events, on_poll);
-    else uv_poll_stop(&s->poll);
+    unwatch(s, UV_WRITABLE);  // one notice per wantWritable()
   }
   if (ready) call_ready(s, ready);
 }
@@ -507,11 +514,7 @@ static napi_value sock_pause(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   Sock* s = unwrap_open(env, info, &argc, NULL);
   if (!s) return NULL;
-  if (s->poll_open && (s->events & UV_READABLE)) {
-    s->events &= ~UV_READABLE;
-    if (s->events) uv_poll_start(&s->poll, s->events, on_poll);
-    else uv_poll_stop(&s->poll);
-  }
+  if (s->poll_open && (s->events & UV_READABLE)) unwatch(s, UV_READABLE);
   return undefined_value(env);
 }
 

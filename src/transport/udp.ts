@@ -151,8 +151,9 @@ export async function openSenderSocket(ep: Endpoint): Promise<SenderSockets> {
 }
 
 /**
- * The receiver's data socket takes datagrams in batches at most every this many ms (batch I/O): a fraction of
- * the wakeups, for at most this much latency, which a bulk transfer does not notice.
+ * After a read empties the receiver's data socket, it is looked at again this many ms later (batch I/O, see
+ * BatchOptions.coalesceMs): a fraction of the wakeups, for at most this much latency, which a bulk transfer
+ * does not notice.
  */
 const RECEIVE_COALESCE_MS = 2;
 
