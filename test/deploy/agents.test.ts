@@ -220,8 +220,15 @@ test('three agents: a required deployment end to end, then a raw image byte-exac
     assert.equal(d.status, 201, JSON.stringify(d.body));
     const v = await until('the raw deployment to finish', () => s.api<StatusView>('GET', `/api/v1/deployments/${d.body.id}/status`).then((r) => r.body), (x) => x.counts.succeeded === 3 || x.counts.failed > 0, 90_000);
     assert.equal(v.counts.succeeded, 3, JSON.stringify(v.devices));
-    const rawSessions = ((await s.api('GET', '/api/v1/sessions?image=e2edata')).body as { state: string }[]).filter((x) => x.state === 'completed');
-    assert.equal(rawSessions.length, 2, 'one more session, for the three');
+    // An agent reports its step once its disk holds the verified image; the sender records the session's end a
+    // moment later (its last receiver's report in, the closing announcements out), so wait for that.
+    const rawSessions = await until(
+      'the second raw session to end',
+      () => s.api('GET', '/api/v1/sessions?image=e2edata').then((r) => r.body as { state: string; endReason: string }[]),
+      (list) => list.length === 2 && list.every((x) => x.state !== 'waiting' && x.state !== 'running'),
+      30_000,
+    );
+    assert.deepEqual(rawSessions.map((x) => x.state), ['completed', 'completed'], `one more session, for the three: ${JSON.stringify(rawSessions)}`);
     for (const file of disks) {
       await until(`${file} released`, async () => loopsOf(file), (l) => l.length === 0, 30_000);
       assert.ok(readPrefix(file, raw.length).equals(raw), `${file} starts with the exact image`);
