@@ -188,7 +188,13 @@ test('three agents: a required deployment end to end, then a raw image byte-exac
   assert.equal(JSON.parse(watched.stdout).counts.succeeded, 3);
 
   // One multicast session per image, each serving the three agents.
-  const sessions = (await s.api('GET', '/api/v1/sessions')).body as { id: number; imageName: string; state: string; endReason: string }[];
+  // (The sender records a session's end a moment after its last receiver has reported: wait for both to end.)
+  const sessions = await until(
+    'both sessions to end',
+    () => s.api('GET', '/api/v1/sessions').then((r) => r.body as { id: number; imageName: string; state: string; endReason: string }[]),
+    (list) => list.length >= 2 && list.every((x) => x.state !== 'waiting' && x.state !== 'running'),
+    30_000,
+  );
   for (const image of ['e2eos', 'e2edata']) {
     const of = sessions.filter((x) => x.imageName === image);
     assert.equal(of.length, 1, `${image}: ${JSON.stringify(of)}`);
