@@ -19,6 +19,7 @@ import { Receiver, type ReceiverEvent, type ReceiverOptions } from '../src/proto
 import { Sender, type SenderEvent, type SenderOptions, type SenderSummary } from '../src/protocol/sender.js';
 import type { Transmit } from '../src/protocol/common.js';
 import { blockLength } from '../src/protocol/geometry.js';
+import { blockEncoder } from '../src/fec/scheme.js';
 import { MinHeap } from '../src/protocol/heap.js';
 
 /** Mulberry32: small, fast, seedable. */
@@ -161,6 +162,12 @@ export interface NetworkOptions {
    * (and receivers fail their digests). Costs a copy per block read (default false).
    */
   recycledBlocks?: boolean;
+  /**
+   * With the sender's asyncParity: how long each need-parity event takes to answer, in virtual ms (a real
+   * driver makes the symbols on another thread meanwhile). Default 0: answered at the same instant, but after
+   * the sender's turn, as a real driver's answer comes.
+   */
+  parityDelayMs?: number;
 }
 
 class LossState {
@@ -257,6 +264,8 @@ const WAKE = 0;
 const DELIVER = 1;
 const JOIN = 2;
 const FANOUT = 3;
+/** Work done for the sender outside its engine (a real driver's thread), due now: see senderWorkAt. */
+const SENDER_WORK = 4;
 const DATA_TYPE = 2;
 const SPIN_LIMIT = 1000;
 
@@ -972,8 +981,18 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
   }
 
   /** The sender's event at the top of the queue: feedback from receiver -target, or its timer. False: a stale timer. */
+  private readonly senderWork: { at: number; run: () => void }[] = [];
+
+  /** Runs `work` for the sender at virtual time `at`, then lets the sender act (FIFO: `at` must not decrease). */
+  protected senderWorkAt(at: number, work: () => void): void {
+    this.senderWork.push({ at, run: work });
+    this.schedule(at, SENDER_WORK, 0, null);
+  }
+
   private senderEvent(sender: SimSenderNode, kind: number, target: number): boolean {
-    if (kind === DELIVER) {
+    if (kind === SENDER_WORK) {
+      while (this.senderWork.length > 0 && this.senderWork[0]!.at <= this.now) this.senderWork.shift()!.run();
+    } else if (kind === DELIVER) {
       this.handOver(sender, this.now, this.topPayload!, this.receivers[-target - 1]!.address);
     } else {
       if (this.wakeAt[0] !== this.now) return false;
@@ -1211,6 +1230,12 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
         const offset = e.block * g.blockBytes;
         const data = this.image.subarray(offset, offset + blockLength(g, e.block));
         this.sender.supplyBlock(e.block, this.options.recycledBlocks ? data.slice() : data);
+      } else if (e.type === 'need-parity') {
+        // Made now, while `data` is valid (a released block may be recycled), handed over after the delay.
+        const g = this.sender.geometry;
+        const symbols = blockEncoder(g.fec, e.data, e.k, g.symbolSize).repair(e.ids);
+        const { block, ids } = e;
+        this.senderWorkAt(this.now + (this.options.parityDelayMs ?? 0), () => this.sender.supplyParity(block, ids, symbols));
       } else if (e.type === 'block-released') {
         if (this.options.recycledBlocks) e.data.fill(0xa5);
       } else if (e.type === 'finished') {

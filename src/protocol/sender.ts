@@ -75,6 +75,13 @@ export interface SenderOptions {
    * slowest receiver, down to minRateBps).
    */
   minReceiverRateBps?: number | null;
+  /**
+   * Parity is made elsewhere (default false): instead of encoding when a repair goes out, the sender asks for
+   * the symbols with a need-parity event, sends other blocks meanwhile, and sends the repair once
+   * supplyParity() brings them. For codes whose set-up would stall the pacing (a RaptorQ encoder solves its
+   * whole block first), so the driver can run it on another thread.
+   */
+  asyncParity?: boolean;
 }
 
 export type ReceiverOutcome = 'active' | 'completed' | 'dropped' | 'left' | 'failed';
@@ -138,6 +145,12 @@ export type SenderEvent =
   | { type: 'need-block'; block: number }
   /** The sender no longer holds the buffer given to supplyBlock (evicted, or copied): it may be reused. */
   | { type: 'block-released'; block: number; data: Uint8Array }
+  /**
+   * asyncParity: parity symbols `ids` of block `block` (k source symbols, `data` its source, zero-padded to whole
+   * symbols) are wanted; answer with supplyParity(). The sender may release the block before the answer: the
+   * application must keep `data` intact until it has made the symbols.
+   */
+  | { type: 'need-parity'; block: number; k: number; ids: number[]; data: Uint8Array }
   | { type: 'started'; receivers: number }
   | { type: 'receiver-joined'; receiver: ReceiverRecord }
   | { type: 'receiver-rejected'; nodeId: number; address: string }
@@ -146,6 +159,12 @@ export type SenderEvent =
   | { type: 'finished'; summary: SenderSummary };
 
 const MAX_TSN = 0xffff;
+/** What a block's next transmission waits for. */
+enum Ready {
+  Now,
+  AfterRead,
+  AfterParity,
+}
 const HASHES_PER_PACKET = 40;
 const END_REPEATS = 3;
 /** Slow-client handling: window over which a receiver's intake is measured, and consecutive slow windows before a drop. */
@@ -193,6 +212,10 @@ export class Sender {
   private readonly encoders = new Map<number, BlockEncoder>();
   private readonly maxEncoders: number;
   private readonly parity = new Map<number, Map<number, Uint8Array>>();
+  /** asyncParity: per block, the transmission number up to which parity has been asked for (exclusive). */
+  private readonly parityAskedEnd = new Map<number, number>();
+  /** asyncParity: blocks with a need-parity event not answered yet. */
+  private readonly parityAwaited = new Set<number>();
 
   private sourceNext = 0; // next block of the first pass
   private firstPassHashes: [number, number] | null = null;
@@ -256,6 +279,7 @@ export class Sender {
       idleTimeoutMs: options.idleTimeoutMs ?? null,
       minReceiverRateBps: options.minReceiverRateBps ?? null,
       protector: options.protector,
+      asyncParity: options.asyncParity ?? false,
     };
     // A RaptorQ encoder holds about a block (its intermediate symbols) and costs a full solve to set up: keep
     // one for every other cached block, so repair rounds of interleaved blocks do not rebuild them.
@@ -363,10 +387,27 @@ export class Sender {
     const data = this.cache.get(block);
     if (!data) return;
     this.cache.delete(block);
-    this.parity.delete(block);
+    // Parity made for it stays (it goes out without the block), and so does parity on its way.
     this.dropEncoder(block);
     // A padded copy is the sender's own; the application's buffer went back when it was made.
     if (data.length === blockLength(this.geometry, block)) this.events.push({ type: 'block-released', block, data });
+  }
+
+  /**
+   * asyncParity: the parity symbols a need-parity event asked for (symbols[i] is symbol ids[i], symbolSize
+   * bytes; the sender keeps them by reference), also for a block evicted meanwhile: parity goes out without
+   * its block.
+   */
+  supplyParity(block: number, ids: readonly number[], symbols: readonly Uint8Array[]): void {
+    if (ids.length !== symbols.length) throw new RangeError(`supplyParity: ${ids.length} ids, ${symbols.length} symbols`);
+    for (const s of symbols) {
+      if (s.length !== this.geometry.symbolSize) throw new RangeError(`supplyParity: a symbol of ${s.length} bytes, expected ${this.geometry.symbolSize}`);
+    }
+    this.parityAwaited.delete(block);
+    let held = this.parity.get(block);
+    if (!held) this.parity.set(block, (held = new Map()));
+    for (let i = 0; i < ids.length; i++) held.set(ids[i]!, symbols[i]!);
+    this.starvedForData = false;
   }
 
   /** Ends the session now (receivers still busy are told and fail). */
@@ -898,10 +939,9 @@ export class Sender {
   /** Picks the block to send from: the burst in progress, then repairs, then the first pass, then catch-up. */
   private pickBlock(): number {
     if (this.currentBurst >= 0 && this.pending(this.currentBurst)) {
-      if (this.cache.has(this.currentBurst)) return this.currentBurst;
-      // Evicted mid-burst (the cache is smaller than the image): read it again rather than spin waiting for it,
-      // and queue the rest of the burst, or nothing would send it (its receivers' requests are already planned).
-      this.request(this.currentBurst);
+      if (this.readiness(this.currentBurst) === Ready.Now) return this.currentBurst;
+      // Evicted mid-burst (the cache is smaller than the image; readiness asked to read it again) or waiting for
+      // its parity: queue the rest of the burst, or nothing would send it (its receivers' requests are planned).
       this.addUrgent(this.currentBurst);
     }
     for (let i = 0; i < this.urgent.length && i < 16; i++) {
@@ -912,12 +952,11 @@ export class Sender {
         i--;
         continue;
       }
-      if (this.cache.has(b)) {
+      if (this.readiness(b) === Ready.Now) {
         this.urgent.splice(i, 1);
         this.inUrgent[b] = 0;
         return b;
       }
-      this.request(b);
     }
     if (this.sourceNext < this.geometry.blockCount) {
       const b = this.sourceNext;
@@ -939,12 +978,13 @@ export class Sender {
           this.bulkCount--;
           continue;
         }
-        if (this.cache.has(b)) {
+        const ready = this.readiness(b);
+        if (ready === Ready.Now) {
           this.inBulk[b] = 0;
           this.bulkCount--;
           return b;
         }
-        this.request(b);
+        if (ready === Ready.AfterParity) continue;
         // Come back to this block once its data arrives.
         this.bulkCursor = b;
         return -1;
@@ -978,7 +1018,7 @@ export class Sender {
   private nextData(now: number): Transmit | undefined {
     if (!this.pacer.canSend(now)) return undefined;
     const b = this.pickBlock();
-    this.starvedForData = b < 0 && this.requested.size > 0;
+    this.starvedForData = b < 0 && (this.requested.size > 0 || this.parityAwaited.size > 0);
     if (b < 0) {
       this.pacer.idle(now);
       return undefined;
@@ -1001,6 +1041,7 @@ export class Sender {
     const tsn = this.sentEnd[b]!;
     const id = symbolIdOf(g.fec, tsn);
     const k = sourceSymbols(g, b);
+    // (Absent only when the symbol is parity already made: readiness() saw to it.)
     const data = this.cache.get(b)!;
     let payload: Uint8Array;
     if (id < k) {
@@ -1031,16 +1072,7 @@ export class Sender {
       symbols!.delete(id);
       return cached;
     }
-    const g = this.geometry;
-    const ids: number[] = [];
-    const seen = new Set<number>();
-    for (let t = tsn; t < this.plannedEnd[b]! && ids.length < 256; t++) {
-      const sid = symbolIdOf(g.fec, t);
-      if (sid >= k && !seen.has(sid)) {
-        seen.add(sid);
-        ids.push(sid);
-      }
-    }
+    const { ids } = this.plannedParity(b, tsn, k);
     const out = this.encoderFor(b, k, data).repair(ids);
     if (!symbols) {
       symbols = new Map();
@@ -1048,6 +1080,48 @@ export class Sender {
     }
     for (let i = 1; i < ids.length; i++) symbols.set(ids[i]!, out[i]!);
     return out[0]!;
+  }
+
+  /** The distinct parity ids planned for block b from transmission tsn on (at most 256), and where they end. */
+  private plannedParity(b: number, tsn: number, k: number): { ids: number[]; end: number } {
+    const fec = this.geometry.fec;
+    const ids: number[] = [];
+    const seen = new Set<number>();
+    let t = tsn;
+    for (; t < this.plannedEnd[b]! && ids.length < 256; t++) {
+      const sid = symbolIdOf(fec, t);
+      if (sid >= k && !seen.has(sid)) {
+        seen.add(sid);
+        ids.push(sid);
+      }
+    }
+    return { ids, end: t };
+  }
+
+  /**
+   * Whether block b's next transmission can go out now. If not, what it waits for is set going: a read of
+   * the block (need-block), or with asyncParity its parity (need-parity, the rest of the planned burst with it).
+   * Parity symbols already made go out without the block.
+   */
+  private readiness(b: number): Ready {
+    const tsn = this.sentEnd[b]!;
+    const k = sourceSymbols(this.geometry, b);
+    const id = symbolIdOf(this.geometry.fec, tsn);
+    if (id >= k) {
+      if (this.parity.get(b)?.has(id)) return Ready.Now;
+      if (this.opts.asyncParity && this.parityAwaited.has(b) && (this.parityAskedEnd.get(b) ?? 0) > tsn) return Ready.AfterParity;
+    }
+    const data = this.cache.get(b);
+    if (!data) {
+      this.request(b);
+      return Ready.AfterRead;
+    }
+    if (id < k || !this.opts.asyncParity) return Ready.Now;
+    const { ids, end } = this.plannedParity(b, tsn, k);
+    this.parityAskedEnd.set(b, end);
+    this.parityAwaited.add(b);
+    this.events.push({ type: 'need-parity', block: b, k, ids, data });
+    return Ready.AfterParity;
   }
 
   private encoderFor(b: number, k: number, data: Uint8Array): BlockEncoder {

@@ -363,6 +363,64 @@ test('RaptorQ: transmission numbers are symbol ids, never cycled (a block repair
   assert.ok(s.sourcePackets + s.parityPackets > 256, `${s.sourcePackets + s.parityPackets} transmissions`);
 });
 
+test('asyncParity: repairs wait for parity made elsewhere while other blocks go out; same images, same repair volume', () => {
+  // The driver makes RaptorQ parity on another thread: 40 ms per answer here (a whole-block solve).
+  const scenario = (asyncParity: boolean, parityDelayMs = 0) =>
+    run({
+      bytes: 3_000_000,
+      seed: 4,
+      sender: { ...RAPTORQ, blockSymbols: 300, asyncParity },
+      receivers: [{ loss: { rate: 0.05 } }, { loss: { rate: 0.02, burstLength: 5 } }, { jitterMs: 2 }],
+      network: { parityDelayMs },
+    });
+  const inline = scenario(false);
+  assertAllExact(inline.net, inline.img);
+  const asked: number[] = [];
+  const delayed = scenario(true, 40);
+  assertAllExact(delayed.net, delayed.img);
+  for (const e of delayed.net.senderEvents) if (e.type === 'need-parity') asked.push(e.ids.length);
+  assert.ok(asked.length > 0, 'parity was asked for');
+  const a = inline.net.summary!.stats;
+  const d = delayed.net.summary!.stats;
+  assert.ok(d.parityPackets > 0 && d.parityPackets <= a.parityPackets * 1.25, `parity ${d.parityPackets} vs ${a.parityPackets} made inline`);
+  // The first pass never waited for parity: it ended no later than the inline run's (plus the delays' echo).
+  assert.equal(d.sourcePackets, a.sourcePackets);
+  // And answers that come at once work the same way.
+  const prompt = scenario(true, 0);
+  assertAllExact(prompt.net, prompt.img);
+});
+
+test('asyncParity: a block evicted while its parity is being made still gets its repair (parity goes out without it)', () => {
+  for (const seed of [2, 5]) {
+    const bytes = 16 * 200 * 1000 + 77;
+    const img = image(bytes, seed);
+    const net = new SimNetwork(
+      img,
+      { sessionId: 42, symbolSize: 1000, blockSymbols: 200, maxRateBps: 200e6, minReceivers: 1, ...RAPTORQ, cacheBytes: 4 * 200 * 1000, asyncParity: true },
+      { seed, borrowedDatagrams: true, recycledBlocks: true, parityDelayMs: 25 },
+    );
+    net.addReceiver({ nodeId: 1000, name: 'r0' }, { loss: { rate: 0.05 } });
+    // Where each answer falls in the sender's event log, to see blocks released between ask and answer.
+    const answers: { block: number; at: number }[] = [];
+    const supply = net.sender.supplyParity.bind(net.sender);
+    net.sender.supplyParity = (block, ids, symbols) => {
+      answers.push({ block, at: net.senderEvents.length });
+      supply(block, ids, symbols);
+    };
+    net.run(120_000);
+    assertAllExact(net, img);
+    const log = net.senderEvents;
+    let releasedWhileAsked = 0;
+    for (const [i, e] of log.entries()) {
+      if (e.type !== 'need-parity') continue;
+      const answer = answers.find((a) => a.block === e.block && a.at > i);
+      if (log.slice(i, answer?.at).some((x) => x.type === 'block-released' && x.block === e.block)) releasedWhileAsked++;
+    }
+    assert.ok(releasedWhileAsked > 0, 'some block was evicted while its parity was being made');
+    assert.ok(net.summary!.stats.blocksRead < 3 * 17, `blocks read ${net.summary!.stats.blocksRead}: no thrashing`);
+  }
+});
+
 test('large blocks and a cache of 4: read-ahead never evicts the block about to be sent (each block read once)', () => {
   const blockSymbols = 50;
   const bytes = 40 * blockSymbols * 1000;
