@@ -173,6 +173,8 @@ const SLOW_STRIKES = 2;
 
 export class Sender {
   readonly geometry: Geometry;
+  /** Whether parity is made outside the engine (SenderOptions.asyncParity). */
+  readonly asyncParity: boolean;
   private readonly opts: Required<
     Omit<SenderOptions, 'imageSize' | 'symbolSize' | 'fec' | 'blockSymbols' | 'blockHashes' | 'protector' | 'maxWaitMs' | 'idleTimeoutMs' | 'maxReceivers' | 'minReceiverRateBps' | 'cacheBytes'>
   > &
@@ -210,7 +212,8 @@ export class Sender {
   private readonly requested = new Set<number>();
   /** Encoders of recently repaired blocks (a RaptorQ encoder is costly to set up: keep it for the next round). */
   private readonly encoders = new Map<number, BlockEncoder>();
-  private readonly maxEncoders: number;
+  /** How many such encoders are worth keeping (also for a driver that makes asyncParity elsewhere). */
+  readonly maxEncoders: number;
   private readonly parity = new Map<number, Map<number, Uint8Array>>();
   /** asyncParity: per block, the transmission number up to which parity has been asked for (exclusive). */
   private readonly parityAskedEnd = new Map<number, number>();
@@ -281,6 +284,7 @@ export class Sender {
       protector: options.protector,
       asyncParity: options.asyncParity ?? false,
     };
+    this.asyncParity = this.opts.asyncParity;
     // A RaptorQ encoder holds about a block (its intermediate symbols) and costs a full solve to set up: keep
     // one for every other cached block, so repair rounds of interleaved blocks do not rebuild them.
     this.maxEncoders = Math.max(2, Math.floor(this.opts.cacheBlocks / 2));

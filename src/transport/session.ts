@@ -11,6 +11,8 @@ import { Receiver, type FailureReason, type ReceiverEvent, type ReceiverStats } 
 import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type ReceiverRecord } from '../protocol/sender.js';
 import { DATA_HEADER_BYTES, HASH_BYTES } from '../protocol/wire.js';
 import { EngineLoop, clock } from './drive.js';
+import { ParityMaker } from './parity.js';
+import { FecScheme } from '../fec/scheme.js';
 import { blockDeviceBytes, findBlockDevice } from './block-device.js';
 import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
 
@@ -49,6 +51,7 @@ const MAX_SPARE_READS = 4;
 
 export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
   const fh = await fs.open(opts.path, 'r');
+  let parity: ParityMaker | null = null;
   try {
     const size = (await fh.stat()).size;
     const family = familyOf(opts.endpoint.group);
@@ -61,11 +64,14 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         imageSize: size,
         symbolSize: symbolSizeFor(opts.mtu ?? 1500, family, Boolean(opts.key)),
         frameOverhead: frameOverheadFor(family),
+        // A RaptorQ encoder's set-up would stall the pacing: its parity is made on a worker thread.
+        asyncParity: opts.sender?.fec === FecScheme.RaptorQ,
         ...opts.sender,
         protector: opts.key ? new PacketProtector(opts.key) : undefined,
       },
       now,
     );
+    const offThread = sender.asyncParity;
     return await new Promise<SenderSummary>((resolve, reject) => {
       let lastProgress = 0;
       const loop = new EngineLoop(sender, { group: socket, unicast: socket }, drain);
@@ -73,12 +79,32 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       // One the sender handed back may still be in datagrams the socket holds, so it waits until none is held.
       let released: Uint8Array[] = [];
       const spare: Uint8Array[] = [];
+      const fail = (err: Error): void => {
+        loop.stop();
+        socket.close();
+        reject(err);
+      };
+      if (offThread) {
+        const g = sender.geometry;
+        parity = new ParityMaker(
+          g.fec,
+          g.symbolSize,
+          sender.maxEncoders,
+          (block, ids, symbols) => {
+            sender.supplyParity(block, ids, symbols);
+            loop.schedulePump();
+          },
+          fail,
+        );
+      }
       function drain(): void {
         let e;
         while ((e = sender.pollEvent())) {
           if (e.type === 'need-block') readBlock(e.block);
+          else if (e.type === 'need-parity') parity!.make(e.block, e.k, e.ids, e.data);
           else if (e.type === 'block-released') {
-            if (e.data.length === sender.geometry.blockBytes) released.push(e.data);
+            // (Not while the parity thread still reads it: then it is left to the garbage collector.)
+            if (e.data.length === sender.geometry.blockBytes && !parity?.holds(e.data)) released.push(e.data);
           } else if (e.type === 'finished') {
             loop.stop();
             socket.close();
@@ -99,18 +125,15 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       function readBlock(block: number): void {
         const g = sender.geometry;
         const length = blockLength(g, block);
-        const buf = (length === g.blockBytes && spare.pop()) || new Uint8Array(length);
+        // Shared memory when the parity thread reads blocks: handed to it without a copy.
+        const buf = (length === g.blockBytes && spare.pop()) || (offThread ? new Uint8Array(new SharedArrayBuffer(length)) : new Uint8Array(length));
         fh.read(buf, 0, length, block * g.blockBytes)
           .then(({ bytesRead }) => {
             if (bytesRead !== length) throw new Error(`short read at block ${block}: the image changed while sending`);
             sender.supplyBlock(block, buf);
             loop.schedulePump();
           })
-          .catch((err: Error) => {
-            loop.stop();
-            socket.close();
-            reject(new Error(`cannot read ${opts.path}: ${err.message}`));
-          });
+          .catch((err: Error) => fail(new Error(`cannot read ${opts.path}: ${err.message}`)));
       }
       opts.signal?.addEventListener('abort', () => {
         sender.cancel(clock());
@@ -127,6 +150,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       loop.start();
     });
   } finally {
+    await (parity as ParityMaker | null)?.close();
     await fh.close();
   }
 }
