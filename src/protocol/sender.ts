@@ -212,8 +212,7 @@ export class Sender {
   private readonly requested = new Set<number>();
   /** Encoders of recently repaired blocks (a RaptorQ encoder is costly to set up: keep it for the next round). */
   private readonly encoders = new Map<number, BlockEncoder>();
-  /** How many such encoders are worth keeping (also for a driver that makes asyncParity elsewhere). */
-  readonly maxEncoders: number;
+  private readonly maxEncoders: number;
   private readonly parity = new Map<number, Map<number, Uint8Array>>();
   /** asyncParity: per block, the transmission number up to which parity has been asked for (exclusive). */
   private readonly parityAskedEnd = new Map<number, number>();

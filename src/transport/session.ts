@@ -11,7 +11,7 @@ import { Receiver, type FailureReason, type ReceiverEvent, type ReceiverStats } 
 import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type ReceiverRecord } from '../protocol/sender.js';
 import { DATA_HEADER_BYTES, HASH_BYTES } from '../protocol/wire.js';
 import { EngineLoop, clock } from './drive.js';
-import { ParityMaker } from './parity.js';
+import { ParityMaker, keptEncoders } from './parity.js';
 import { FecScheme } from '../fec/scheme.js';
 import { blockDeviceBytes, findBlockDevice } from './block-device.js';
 import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
@@ -89,7 +89,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         parity = new ParityMaker(
           g.fec,
           g.symbolSize,
-          sender.maxEncoders,
+          keptEncoders(g.blockBytes),
           (block, ids, symbols) => {
             sender.supplyParity(block, ids, symbols);
             loop.schedulePump();
