@@ -19,7 +19,7 @@ import { Receiver, type ReceiverEvent, type ReceiverOptions } from '../src/proto
 import { Sender, type SenderEvent, type SenderOptions, type SenderSummary } from '../src/protocol/sender.js';
 import type { Transmit } from '../src/protocol/common.js';
 import { blockLength } from '../src/protocol/geometry.js';
-import { blockEncoder } from '../src/fec/scheme.js';
+import { blockEncoder, solveBlock } from '../src/fec/scheme.js';
 import { MinHeap } from '../src/protocol/heap.js';
 
 /** Mulberry32: small, fast, seedable. */
@@ -168,6 +168,12 @@ export interface NetworkOptions {
    * the sender's turn, as a real driver's answer comes.
    */
   parityDelayMs?: number;
+  /**
+   * With receivers' asyncDecode: how long each need-decode solve takes, in virtual ms; the solve runs at its end
+   * (so an engine that touched the job's block meanwhile would spoil it). Default 0: solved when handed out.
+   * Not in windowed mode.
+   */
+  decodeDelayMs?: number;
 }
 
 class LossState {
@@ -266,6 +272,8 @@ const JOIN = 2;
 const FANOUT = 3;
 /** Work done for the sender outside its engine (a real driver's thread), due now: see senderWorkAt. */
 const SENDER_WORK = 4;
+/** Work done for a receiver outside its engine, due now: see receiverWorkAt. */
+const RECEIVER_WORK = 5;
 const DATA_TYPE = 2;
 const SPIN_LIMIT = 1000;
 
@@ -602,7 +610,10 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
       } else {
         const node = this.receiverNode(target);
         if (!node) continue;
-        if (kind === DELIVER) {
+        if (kind === RECEIVER_WORK) {
+          const work = this.receiverWork.get(target)!;
+          while (work.length > 0 && work[0]!.at <= this.now) work.shift()!.run();
+        } else if (kind === DELIVER) {
           const d = this.topPayload!;
           this.deliveries++;
           if (d.length >= 4 && (d[3]! & 0x7f) === DATA_TYPE) this.receivers[target - 1]!.dataPacketsDelivered++;
@@ -982,6 +993,16 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
 
   /** The sender's event at the top of the queue: feedback from receiver -target, or its timer. False: a stale timer. */
   private readonly senderWork: { at: number; run: () => void }[] = [];
+  private readonly receiverWork = new Map<number, { at: number; run: () => void }[]>();
+
+  /** Runs `work` for receiver `index` at virtual time `at`, then lets it act (FIFO per receiver; not windowed). */
+  protected receiverWorkAt(index: number, at: number, work: () => void): void {
+    if (this.windowed) throw new Error('work outside the receivers (decodeDelayMs) is not simulated in windowed mode');
+    let queue = this.receiverWork.get(index);
+    if (!queue) this.receiverWork.set(index, (queue = []));
+    queue.push({ at, run: work });
+    this.schedule(at, RECEIVER_WORK, index, null);
+  }
 
   /** Runs `work` for the sender at virtual time `at`, then lets the sender act (FIFO: `at` must not decrease). */
   protected senderWorkAt(at: number, work: () => void): void {
@@ -1249,6 +1270,14 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
     let e: ReceiverEvent | undefined;
     while ((e = r.engine!.pollEvent())) {
       if (e.type === 'block') this.writeOutput(r, e.offset, e.data);
+      else if (e.type === 'need-decode') {
+        const { block, job } = e;
+        const engine = r.engine!;
+        const solve = (): void => engine.supplyDecoded(this.now, block, solveBlock(job));
+        const delay = this.options.decodeDelayMs ?? 0;
+        if (delay > 0) this.receiverWorkAt(r.index, this.now + delay, solve);
+        else solve();
+      }
       else if (e.type === 'complete') this.settle(r, 'complete', null);
       else if (e.type === 'failed') this.settle(r, 'failed', `${e.reason}: ${e.message}`);
       if (this.keepEvents) r.events.push(e);

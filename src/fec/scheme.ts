@@ -4,7 +4,7 @@
 import { getCodec, MAX_SYMBOL_ID } from './index.js';
 import { decodeMissing } from './raptorq/decoder.js';
 import { MAX_ESI, RaptorQEncoder } from './raptorq/index.js';
-import { checkBlockShape, raptorqParams, type RaptorQParams } from './raptorq/params.js';
+import { checkBlockShape, raptorqParams } from './raptorq/params.js';
 
 /** Wire values (ANNOUNCE byte 14). */
 export enum FecScheme {
@@ -103,6 +103,15 @@ export interface BlockDecoder {
   decode(): Uint8Array | null;
   /** Whether decoding needed the code (some source symbol came from repair symbols). */
   readonly repaired: boolean;
+  /**
+   * Whether decode() would now run a costly solve (a RaptorQ block short of a source symbol): that solve may
+   * run on another thread instead, from solveJob(), and its outcome come back through solved().
+   */
+  readonly needsSolve: boolean;
+  /** The solve decode() would run, as plain data (solveBlock() runs it); `block` is the working block. */
+  solveJob(): SolveJob;
+  /** What decode() would have returned, given whether solveBlock() succeeded on solveJob(). */
+  solved(ok: boolean): Uint8Array | null;
   /** Frees the working memory (the block is abandoned); the working block may be reused by the caller. */
   dispose(): void;
 }
@@ -180,6 +189,17 @@ class ReedSolomonBlockDecoder implements BlockDecoder {
     return block;
   }
 
+  /** Rebuilding a few symbols costs microseconds: always here. */
+  readonly needsSolve = false;
+
+  solveJob(): SolveJob {
+    throw new Error('fec: Reed-Solomon blocks are decoded in place');
+  }
+
+  solved(): Uint8Array | null {
+    throw new Error('fec: Reed-Solomon blocks are decoded in place');
+  }
+
   dispose(): void {
     this.ids.length = 0;
     this.repairs.clear();
@@ -197,7 +217,6 @@ class RaptorQBlockDecoder implements BlockDecoder {
   private readonly ids: number[] = [];
   private readonly have = new Set<number>();
   private readonly repairs = new Map<number, Uint8Array>();
-  private readonly params: RaptorQParams;
   private sources = 0;
   /** Symbols decoding needs: k, then one more than held after each failed attempt. */
   private target: number;
@@ -209,7 +228,6 @@ class RaptorQBlockDecoder implements BlockDecoder {
     private readonly block: Uint8Array,
   ) {
     checkBlockShape('raptorq decoder', k, symbolSize);
-    this.params = raptorqParams(k);
     this.target = k;
   }
 
@@ -234,26 +252,57 @@ class RaptorQBlockDecoder implements BlockDecoder {
   }
 
   decode(): Uint8Array | null {
-    const { k, block, symbolSize: L, ids } = this;
-    if (ids.length < this.target) return null;
-    if (this.sources < k) {
-      const symbol = (t: number): Uint8Array => {
-        const id = ids[t]!;
-        return id < k ? block.subarray(id * L, (id + 1) * L) : this.repairs.get(id)!;
-      };
-      if (!decodeMissing(this.params, L, ids, symbol, block)) {
-        this.target = ids.length + 1;
-        return null;
-      }
-      this.repaired = true;
+    if (this.ids.length < this.target) return null;
+    return this.solved(this.sources === this.k || solveBlock(this.solveJob()));
+  }
+
+  get needsSolve(): boolean {
+    return this.sources < this.k && this.ids.length >= this.target;
+  }
+
+  solveJob(): SolveJob {
+    const repairIds = [...this.repairs.keys()];
+    return { k: this.k, symbolSize: this.symbolSize, ids: this.ids.slice(), repairIds, repairs: repairIds.map((id) => this.repairs.get(id)!), block: this.block };
+  }
+
+  solved(ok: boolean): Uint8Array | null {
+    if (!ok) {
+      this.target = this.ids.length + 1;
+      return null;
     }
+    if (this.sources < this.k) this.repaired = true;
     this.dispose();
-    return block;
+    return this.block;
   }
 
   dispose(): void {
     this.repairs.clear();
   }
+}
+
+/**
+ * A RaptorQ block's solve, for another thread: the working block (received source symbols in place; on a
+ * SharedArrayBuffer it is shared, not copied) and the repair symbols held, by id.
+ */
+export interface SolveJob {
+  k: number;
+  symbolSize: number;
+  /** Ids held, in the order the solve takes them. */
+  ids: number[];
+  repairIds: number[];
+  repairs: Uint8Array[];
+  block: Uint8Array;
+}
+
+/** Writes the missing source symbols of a job's block; false when its symbols do not determine the block. */
+export function solveBlock(job: SolveJob): boolean {
+  const { k, symbolSize: L, ids, block } = job;
+  const repairs = new Map(job.repairIds.map((id, i) => [id, job.repairs[i]!]));
+  const symbol = (t: number): Uint8Array => {
+    const id = ids[t]!;
+    return id < k ? block.subarray(id * L, (id + 1) * L) : repairs.get(id)!;
+  };
+  return decodeMissing(raptorqParams(k), L, ids, symbol, block) !== null;
 }
 
 function checkSymbol(id: number, symbol: Uint8Array, k: number, symbolSize: number, maxId: number): void {

@@ -1,7 +1,7 @@
 // The receiver's state machine (sans-IO). It gathers symbols per block, decodes a block as soon as it holds
 // any k of them, verifies it against its digest and hands it out; it asks the sender for the number of
 // symbols it still lacks per block, after a random back-off that lets one request cover many receivers.
-import { type BlockDecoder, blockDecoder, symbolIdOf } from '../fec/scheme.js';
+import { type BlockDecoder, type SolveJob, blockDecoder, symbolIdOf } from '../fec/scheme.js';
 import { openDatagram, type PacketProtector } from './crypto.js';
 import { type Transmit, type DropCounters, equalBytes, imageDigest, newDropCounters, microsOf, sha256 } from './common.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbolLength, sourceSymbols } from './geometry.js';
@@ -53,6 +53,13 @@ export interface ReceiverOptions {
   maxDatagram?: number;
   /** Uniform random numbers in [0, 1): back-off timers. Inject a seeded one for deterministic simulation. */
   random?: () => number;
+  /**
+   * Costly solves run elsewhere (default false): a RaptorQ block short of a source symbol is handed out with a
+   * need-decode event instead of solved here, and supplyDecoded() brings the outcome; meanwhile the receiver
+   * goes on receiving. Working blocks are then allocated on SharedArrayBuffers, so that the job's block can
+   * be shared with another thread without a copy.
+   */
+  asyncDecode?: boolean;
 }
 
 export type FailureReason = 'rejected' | 'dropped' | 'ended' | 'timeout' | 'hash-mismatch' | 'too-large' | 'aborted';
@@ -61,6 +68,8 @@ export type ReceiverEvent =
   | { type: 'session'; sessionId: number; geometry: Geometry; sender: string }
   | { type: 'joined' }
   | { type: 'block'; block: number; offset: number; data: Uint8Array }
+  /** asyncDecode: run solveBlock(job) and answer with supplyDecoded(); the job's memory is the receiver's again then. */
+  | { type: 'need-decode'; block: number; job: SolveJob }
   | { type: 'complete'; digest: Uint8Array }
   | { type: 'closed'; confirmed: boolean }
   | { type: 'failed'; reason: FailureReason; message: string };
@@ -87,6 +96,8 @@ export interface ReceiverStats {
 const EMPTY = 0;
 const COMPLETE = 1;
 const AWAITING_HASH = 2;
+/** asyncDecode: its solve is running elsewhere. */
+const DECODING = 3;
 const MAX_MISMATCHES_PER_BLOCK = 3;
 const CONFIRM_TRIES = 12;
 /** Block buffers kept for reuse: up to this many bytes, at least 4 and at most 64 blocks. */
@@ -531,7 +542,9 @@ export class Receiver {
     if (d.payload.length !== expectedLength) throw new WireError(`symbol ${id} of block ${b} has ${d.payload.length} bytes, expected ${expectedLength}`);
     let p = this.partial.get(b);
     if (!p) {
-      p = { decoder: blockDecoder(g.fec, k, g.symbolSize, k === g.blockSymbols ? this.spareBlocks.pop() : undefined), seen: 0, lastReceived: now, plannedEnd: 0, trustedPlan: 0 };
+      const spare = k === g.blockSymbols ? this.spareBlocks.pop() : undefined;
+      const working = spare ?? (this.opts.asyncDecode ? new Uint8Array(new SharedArrayBuffer(k * g.symbolSize)) : undefined);
+      p = { decoder: blockDecoder(g.fec, k, g.symbolSize, working), seen: 0, lastReceived: now, plannedEnd: 0, trustedPlan: 0 };
       this.partial.set(b, p);
     }
     p.lastReceived = now;
@@ -560,10 +573,33 @@ export class Receiver {
     }
   }
 
-  /** Rebuilds a block that holds enough symbols; false if they did not suffice (a rare RaptorQ case: ask for one more). */
+  /**
+   * Rebuilds a block that holds enough symbols, or with asyncDecode hands its solve out; false if they did not
+   * suffice (a rare RaptorQ case: ask for one more).
+   */
   private decodeBlock(now: number, b: number, p: PartialBlock): boolean {
+    if (this.opts.asyncDecode && p.decoder.needsSolve) {
+      this.blockState[b] = DECODING;
+      this.events.push({ type: 'need-decode', block: b, job: p.decoder.solveJob() });
+      return true;
+    }
+    return this.decoded(now, b, p, p.decoder.decode());
+  }
+
+  /**
+   * asyncDecode: the outcome of a need-decode event's solve (ok: solveBlock returned true, and the job's block
+   * holds the source). Ignored when the block is no longer waiting for it (adopted, or the receiver is done).
+   */
+  supplyDecoded(now: number, block: number, ok: boolean): void {
+    const p = this.partial.get(block);
+    if (this.isDone || this.blockState[block] !== DECODING || !p) return;
+    this.blockState[block] = EMPTY;
+    // Short of a symbol after all: ask for one more at once (symbols that came meanwhile were not kept).
+    if (!this.decoded(now, block, p, p.decoder.solved(ok))) this.scheduleNack(now, block, 0);
+  }
+
+  private decoded(now: number, b: number, p: PartialBlock, data: Uint8Array | null): boolean {
     const g = this.geometry!;
-    const data = p.decoder.decode();
     if (!data) {
       this.stats.decodeFailures++;
       return false;
@@ -691,7 +727,7 @@ export class Receiver {
     let top: number | undefined;
     while ((top = this.schedule.peekKey()) !== undefined && top <= now) {
       const b = this.schedule.pop()!;
-      if (this.nackDue[b] !== top || this.blockState[b] === COMPLETE) continue;
+      if (this.nackDue[b] !== top || this.blockState[b] === COMPLETE || this.blockState[b] === DECODING) continue;
       const p = this.partial.get(b);
       if (p && now - p.lastReceived < quiet) {
         // Symbols of this block are still arriving: wait until they stop.

@@ -11,7 +11,7 @@ import { Receiver, type FailureReason, type ReceiverEvent, type ReceiverStats } 
 import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type ReceiverRecord } from '../protocol/sender.js';
 import { DATA_HEADER_BYTES, HASH_BYTES } from '../protocol/wire.js';
 import { EngineLoop, clock } from './drive.js';
-import { ParityMaker, keptEncoders } from './parity.js';
+import { FecThread, keptEncoders } from './fec-thread.js';
 import { FecScheme } from '../fec/scheme.js';
 import { blockDeviceBytes, findBlockDevice } from './block-device.js';
 import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
@@ -51,7 +51,7 @@ const MAX_SPARE_READS = 4;
 
 export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
   const fh = await fs.open(opts.path, 'r');
-  let parity: ParityMaker | null = null;
+  let fecThread: FecThread | null = null;
   try {
     const size = (await fh.stat()).size;
     const family = familyOf(opts.endpoint.group);
@@ -84,27 +84,22 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         socket.close();
         reject(err);
       };
-      if (offThread) {
-        const g = sender.geometry;
-        parity = new ParityMaker(
-          g.fec,
-          g.symbolSize,
-          keptEncoders(g.blockBytes),
-          (block, ids, symbols) => {
-            sender.supplyParity(block, ids, symbols);
-            loop.schedulePump();
-          },
-          fail,
-        );
-      }
+      const g = sender.geometry;
+      if (offThread) fecThread = new FecThread(keptEncoders(g.blockBytes), fail);
       function drain(): void {
         let e;
         while ((e = sender.pollEvent())) {
           if (e.type === 'need-block') readBlock(e.block);
-          else if (e.type === 'need-parity') parity!.make(e.block, e.k, e.ids, e.data);
+          else if (e.type === 'need-parity') {
+            const { block, ids } = e;
+            fecThread!.parity(g.fec, block, e.k, g.symbolSize, ids, e.data, (symbols) => {
+              sender.supplyParity(block, ids, symbols);
+              loop.schedulePump();
+            });
+          }
           else if (e.type === 'block-released') {
             // (Not while the parity thread still reads it: then it is left to the garbage collector.)
-            if (e.data.length === sender.geometry.blockBytes && !parity?.holds(e.data)) released.push(e.data);
+            if (e.data.length === sender.geometry.blockBytes && !fecThread?.holds(e.data)) released.push(e.data);
           } else if (e.type === 'finished') {
             loop.stop();
             socket.close();
@@ -150,7 +145,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       loop.start();
     });
   } finally {
-    await (parity as ParityMaker | null)?.close();
+    await (fecThread as FecThread | null)?.close();
     await fh.close();
   }
 }
@@ -306,9 +301,12 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       protector: opts.key ? new PacketProtector(opts.key) : undefined,
       startTimeoutMs: opts.startTimeoutMs ?? null,
       idleTimeoutMs: opts.idleTimeoutMs,
+      // A RaptorQ solve would stall reading, timers and replies: it runs on a worker thread.
+      asyncDecode: true,
     },
     clock(),
   );
+  let fecThread: FecThread | null = null;
   let fh: fs.FileHandle | null = null;
   let writeBehind: WriteBehind | null = null;
   let imageSize: number | null = null;
@@ -349,6 +347,8 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       receiver.abort(clock(), `${what}: ${err.message}`);
       loop.schedulePump();
     };
+    // (Its thread starts with the first solve: a transfer that needs none never starts it.)
+    const solver = (fecThread = new FecThread(0, ioFailure('decoding failed')));
     let finalizing: Promise<void> | null = null;
 
     function drain(): void {
@@ -394,6 +394,14 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
               });
               track(scan, 'cannot read the part file to resume');
             }
+            break;
+          }
+          case 'need-decode': {
+            const { block, job } = e;
+            solver.solve(job, (ok) => {
+              receiver.supplyDecoded(clock(), block, ok);
+              loop.schedulePump();
+            });
             break;
           }
           case 'block': {
@@ -461,6 +469,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
     loop.start();
   });
 
+  await (fecThread as FecThread | null)?.close();
   if (!result.ok) {
     // Never leave a partial image where a complete one is expected (a kept one is named .part).
     const handle = fh as fs.FileHandle | null;

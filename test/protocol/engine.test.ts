@@ -421,6 +421,31 @@ test('asyncParity: a block evicted while its parity is being made still gets its
   }
 });
 
+test('asyncDecode: receivers hand RaptorQ solves out and keep receiving; exact images, also when a solve falls short', () => {
+  const cases = [
+    // Large blocks, solves that take 30 ms of virtual time while the transfer goes on.
+    { bytes: 2_500_000, sender: { ...RAPTORQ, blockSymbols: 500 }, loss: 0.04, decodeDelayMs: 30, seed: 3, failures: false },
+    // Tiny blocks: some solves come back short and the block asks for one more symbol.
+    { bytes: 1500 * 10 * 60, sender: { ...RAPTORQ, symbolSize: 100, blockSymbols: 10 }, loss: 0.2, decodeDelayMs: 5, seed: 2, failures: true },
+  ];
+  for (const c of cases) {
+    const img = image(c.bytes, c.seed);
+    const net = new SimNetwork(
+      img,
+      { sessionId: 42, symbolSize: 1000, maxRateBps: 200e6, minReceivers: 3, ...c.sender },
+      { seed: c.seed, borrowedDatagrams: true, recycledBlocks: true, decodeDelayMs: c.decodeDelayMs },
+    );
+    for (let i = 0; i < 3; i++) net.addReceiver({ nodeId: 1000 + i, name: `r${i}`, asyncDecode: true }, { loss: { rate: c.loss }, jitterMs: i });
+    net.run(600_000);
+    assertAllExact(net, img);
+    const handedOut = net.receivers.reduce((n, r) => n + r.events.filter((e) => e.type === 'need-decode').length, 0);
+    const decoded = net.receivers.reduce((n, r) => n + r.engine!.getStats().blocksDecoded, 0);
+    assert.ok(handedOut > 0 && decoded > 0 && decoded <= handedOut, `handed out ${handedOut}, decoded ${decoded}`);
+    const failures = net.receivers.reduce((n, r) => n + r.engine!.getStats().decodeFailures, 0);
+    if (c.failures) assert.ok(failures > 0, 'some solve fell short and the block asked for more');
+  }
+});
+
 test('large blocks and a cache of 4: read-ahead never evicts the block about to be sent (each block read once)', () => {
   const blockSymbols = 50;
   const bytes = 40 * blockSymbols * 1000;

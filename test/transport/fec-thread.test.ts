@@ -1,0 +1,103 @@
+// FecThread: RaptorQ parity and solves done on a worker thread equal the same work done inline.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomFillSync } from 'node:crypto';
+import { FecScheme, blockDecoder, blockEncoder } from '../../src/fec/scheme.js';
+import { FecThread } from '../../src/transport/fec-thread.js';
+
+const S = 512;
+const K = 300;
+
+function sharedBlock(seed: number): Uint8Array {
+  const block = new Uint8Array(new SharedArrayBuffer(K * S));
+  randomFillSync(block);
+  block[0] = seed;
+  return block;
+}
+
+test('parity made on the thread equals parity made inline; the block is held until answered; encoders are kept per block', async () => {
+  const errors: Error[] = [];
+  const thread = new FecThread(2, (err) => errors.push(err));
+  try {
+    const blocks = [sharedBlock(1), sharedBlock(2), sharedBlock(3)];
+    const requests = [
+      { block: 0, ids: [K, K + 1, K + 7] },
+      { block: 1, ids: [K + 2] },
+      { block: 0, ids: [K + 100, K + 101] }, // a later round of block 0: its kept encoder
+      { block: 2, ids: [K + 5, K + 6] },
+      { block: 0, ids: [K + 9] }, // block 0's encoder was dropped for block 2's (2 kept): made again, same symbols
+    ];
+    for (const r of requests) {
+      const answered = new Promise<Uint8Array[]>((resolve) => thread.parity(FecScheme.RaptorQ, r.block, K, S, r.ids, blocks[r.block]!, resolve));
+      assert.ok(thread.holds(blocks[r.block]!), 'the block is in use until answered');
+      assert.ok(!thread.holds(new Uint8Array(new SharedArrayBuffer(8))));
+      const symbols = await answered;
+      assert.ok(!thread.holds(blocks[r.block]!), 'released once answered');
+      const inline = blockEncoder(FecScheme.RaptorQ, blocks[r.block]!, K, S).repair(r.ids);
+      assert.equal(symbols.length, r.ids.length);
+      symbols.forEach((s, i) => assert.ok(Buffer.from(s).equals(Buffer.from(inline[i]!)), `block ${r.block} symbol ${r.ids[i]}`));
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await thread.close();
+  }
+});
+
+test('a solve on the thread rebuilds the lost source symbols in the shared block; one that falls short says so', async () => {
+  const source = sharedBlock(7);
+  const lost = new Set([3, 40, 41, 299]);
+  const repairIds = [K + 1, K + 2, K + 3, K + 4];
+  const repairs = blockEncoder(FecScheme.RaptorQ, source, K, S).repair(repairIds);
+  const thread = new FecThread(0, (err) => assert.fail(err));
+  try {
+    const decoderWith = (repairCount: number) => {
+      const decoder = blockDecoder(FecScheme.RaptorQ, K, S, new Uint8Array(new SharedArrayBuffer(K * S)));
+      for (let id = 0; id < K; id++) if (!lost.has(id)) decoder.add(id, source.subarray(id * S, (id + 1) * S));
+      for (let i = 0; i < repairCount; i++) decoder.add(repairIds[i]!, repairs[i]!);
+      return decoder;
+    };
+    const enough = decoderWith(4);
+    assert.ok(enough.needsSolve);
+    const job = enough.solveJob();
+    const ok = await new Promise<boolean>((resolve) => thread.solve(job, resolve));
+    assert.equal(ok, true);
+    const block = enough.solved(ok)!;
+    assert.ok(Buffer.from(block).equals(Buffer.from(source)), 'the lost symbols were written into the shared block');
+    assert.equal(enough.repaired, true);
+
+    const short = decoderWith(3);
+    assert.equal(short.missing, 1);
+    assert.equal(short.needsSolve, false, 'not enough symbols: nothing to solve yet');
+    short.add(K + 50, blockEncoder(FecScheme.RaptorQ, source, K, S).repair([K + 50])[0]!);
+    // A job that takes one symbol fewer than k cannot be solved: the thread answers false.
+    const partial = short.solveJob();
+    const failing = { ...partial, ids: partial.ids.slice(1), repairIds: partial.repairIds, repairs: partial.repairs };
+    assert.equal(await new Promise<boolean>((resolve) => thread.solve(failing, resolve)), false);
+    assert.equal(short.solved(false), null);
+    assert.equal(short.missing, 1, 'a failed solve asks for one more symbol');
+  } finally {
+    await thread.close();
+  }
+});
+
+test('a job the thread cannot do is an error that names it; nothing is answered after close()', async () => {
+  const errors: Error[] = [];
+  let answered = 0;
+  let wake: () => void = () => undefined;
+  const thread = new FecThread(2, (err) => {
+    errors.push(err);
+    wake();
+  });
+  try {
+    const failed = new Promise<void>((resolve) => (wake = resolve));
+    thread.parity(FecScheme.RaptorQ, 4, K, S, [K], new Uint8Array(new SharedArrayBuffer(10)), () => answered++); // not K * S bytes
+    await failed;
+    assert.equal(answered, 0);
+    assert.match(errors[0]!.message, /cannot make parity for block 4: .*sourceBlock is 10 bytes/);
+    thread.parity(FecScheme.RaptorQ, 5, K, S, [K + 1], sharedBlock(9), () => answered++);
+  } finally {
+    await thread.close();
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(answered, 0, 'a closed thread answers nothing');
+});
