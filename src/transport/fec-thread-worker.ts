@@ -9,7 +9,7 @@ import { type FecRequest, runRequest } from './fec-thread.js';
  * This thread yields to the others (nice 5): where a core is spare it works at full speed, and where the cores
  * are shared (the test LAN runs a sender and its receivers on 2 cores; a server runs other work) it leaves
  * most of them to the pacing and the receiving that the transfer waits on. Measured there (200 MiB, MTU 9000,
- * 1 % loss, RaptorQ): at nice 0 the sender's parity thread lost time (3 receivers: 5.3-6.9 s against 5.2-5.4
+ * 1 % loss, RaptorQ): at nice 0 the sender's parity work lost time (3 receivers: 5.3-6.9 s against 5.2-5.4
  * inline); at nice 10 the receivers' solves starved with 8 receivers on the 2 cores (9.4-9.5 s against
  * 7.9-8.7 at nice 5).
  */

@@ -64,7 +64,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         imageSize: size,
         symbolSize: symbolSizeFor(opts.mtu ?? 1500, family, Boolean(opts.key)),
         frameOverhead: frameOverheadFor(family),
-        // A RaptorQ encoder's set-up would stall the pacing: its parity is made on a worker thread.
+        // A RaptorQ encoder's set-up would stall the pacing: its parity is made on the FEC thread.
         asyncParity: opts.sender?.fec === FecScheme.RaptorQ,
         ...opts.sender,
         protector: opts.key ? new PacketProtector(opts.key) : undefined,
@@ -98,7 +98,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
             });
           }
           else if (e.type === 'block-released') {
-            // (Not while the parity thread still reads it: then it is left to the garbage collector.)
+            // (Not while the FEC thread still reads it: then it is left to the garbage collector.)
             if (e.data.length === sender.geometry.blockBytes && !fecThread?.holds(e.data)) released.push(e.data);
           } else if (e.type === 'finished') {
             loop.stop();
@@ -120,7 +120,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       function readBlock(block: number): void {
         const g = sender.geometry;
         const length = blockLength(g, block);
-        // Shared memory when the parity thread reads blocks: handed to it without a copy.
+        // Shared memory when the FEC thread reads blocks: handed to it without a copy.
         const buf = (length === g.blockBytes && spare.pop()) || (offThread ? new Uint8Array(new SharedArrayBuffer(length)) : new Uint8Array(length));
         fh.read(buf, 0, length, block * g.blockBytes)
           .then(({ bytesRead }) => {
@@ -301,7 +301,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       protector: opts.key ? new PacketProtector(opts.key) : undefined,
       startTimeoutMs: opts.startTimeoutMs ?? null,
       idleTimeoutMs: opts.idleTimeoutMs,
-      // A RaptorQ solve would stall reading, timers and replies: it runs on a worker thread.
+      // A RaptorQ solve would stall reading, timers and replies: it runs on the FEC thread.
       asyncDecode: true,
     },
     clock(),

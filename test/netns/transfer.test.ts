@@ -54,7 +54,7 @@ test('unlimited uplink with 5 % loss, encryption and RaptorQ: exact images, no p
     assert.equal(sender.code, 0, `${sender.stderr}\n${sender.stdout}\n${results.map((r) => r.stdout).join('\n')}`);
     const summary = JSON.parse(sender.stdout);
     assert.equal(summary.fec, 'raptorq');
-    assert.ok(summary.packets.parity > 0, 'repairs went out (their parity made on the parity thread)');
+    assert.ok(summary.packets.parity > 0, 'repairs went out (their parity made on the FEC thread)');
     for (const [i, r] of results.entries()) {
       assert.equal(r.code, 0, `receiver ${i}: ${r.stderr}`);
       assert.equal(sha(join(dir, `out${i}.bin`)), sha(image));
