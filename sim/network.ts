@@ -991,7 +991,6 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
     view.fill(0xa5);
   }
 
-  /** The sender's event at the top of the queue: feedback from receiver -target, or its timer. False: a stale timer. */
   private readonly senderWork: { at: number; run: () => void }[] = [];
   private readonly receiverWork = new Map<number, { at: number; run: () => void }[]>();
 
@@ -1010,6 +1009,7 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
     this.schedule(at, SENDER_WORK, 0, null);
   }
 
+  /** The sender's event at the top of the queue: feedback from receiver -target, its timer, or work done for it. False: a stale timer. */
   private senderEvent(sender: SimSenderNode, kind: number, target: number): boolean {
     if (kind === SENDER_WORK) {
       while (this.senderWork.length > 0 && this.senderWork[0]!.at <= this.now) this.senderWork.shift()!.run();
