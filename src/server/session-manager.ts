@@ -430,7 +430,10 @@ export class SessionManager {
     try {
       let state: SessionState;
       let endReason: string;
-      if (session.endRequest) ({ state, reason: endReason } = session.endRequest);
+      // A session whose receivers were all done before it was ended (shut down while its END datagrams were
+      // still going out) did complete: the end request changed nothing for any client.
+      const allDone = summary?.endReason === 'AllDone';
+      if (session.endRequest && !allDone) ({ state, reason: endReason } = session.endRequest);
       else if (error) {
         state = 'failed';
         endReason = error.message;
