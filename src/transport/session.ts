@@ -99,7 +99,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
           }
           else if (e.type === 'block-released') {
             // (Not while the FEC thread still reads it: then it is left to the garbage collector.)
-            if (e.data.length === sender.geometry.blockBytes && !fecThread?.holds(e.data)) released.push(e.data);
+            if (e.data.length === g.blockBytes && !fecThread?.holds(e.data)) released.push(e.data);
           } else if (e.type === 'finished') {
             loop.stop();
             socket.close();
@@ -118,7 +118,6 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         }
       }
       function readBlock(block: number): void {
-        const g = sender.geometry;
         const length = blockLength(g, block);
         // Shared memory when the FEC thread reads blocks: handed to it without a copy.
         const buf = (length === g.blockBytes && spare.pop()) || (offThread ? new Uint8Array(new SharedArrayBuffer(length)) : new Uint8Array(length));

@@ -61,6 +61,26 @@ function readPrefix(path: string, length: number): Buffer {
   }
 }
 
+interface SessionView {
+  id: number;
+  imageName: string;
+  state: string;
+  endReason: string;
+}
+
+/**
+ * The sessions `query` lists once `count` exist and all have ended: an agent reports its step once its disk holds
+ * the verified image, and the sender records the session's end a moment later (its closing datagrams out).
+ */
+function endedSessions(s: { api: (method: string, path: string) => Promise<{ body: unknown }> }, query: string, count: number): Promise<SessionView[]> {
+  return until(
+    `${count} sessions (${query}) to end`,
+    () => s.api('GET', `/api/v1/sessions${query}`).then((r) => r.body as SessionView[]),
+    (list) => list.length === count && list.every((x) => x.state !== 'waiting' && x.state !== 'running'),
+    30_000,
+  );
+}
+
 interface StatusView {
   counts: Record<string, number>;
   devices: { deviceName: string; state: string; reason: string | null; message: string | null; restarts: number; steps: { path: string; outcome: string }[] }[];
@@ -188,13 +208,7 @@ test('three agents: a required deployment end to end, then a raw image byte-exac
   assert.equal(JSON.parse(watched.stdout).counts.succeeded, 3);
 
   // One multicast session per image, each serving the three agents.
-  // (The sender records a session's end a moment after its last receiver has reported: wait for both to end.)
-  const sessions = await until(
-    'both sessions to end',
-    () => s.api('GET', '/api/v1/sessions').then((r) => r.body as { id: number; imageName: string; state: string; endReason: string }[]),
-    (list) => list.length >= 2 && list.every((x) => x.state !== 'waiting' && x.state !== 'running'),
-    30_000,
-  );
+  const sessions = await endedSessions(s, '', 2);
   for (const image of ['e2eos', 'e2edata']) {
     const of = sessions.filter((x) => x.imageName === image);
     assert.equal(of.length, 1, `${image}: ${JSON.stringify(of)}`);
@@ -226,14 +240,7 @@ test('three agents: a required deployment end to end, then a raw image byte-exac
     assert.equal(d.status, 201, JSON.stringify(d.body));
     const v = await until('the raw deployment to finish', () => s.api<StatusView>('GET', `/api/v1/deployments/${d.body.id}/status`).then((r) => r.body), (x) => x.counts.succeeded === 3 || x.counts.failed > 0, 90_000);
     assert.equal(v.counts.succeeded, 3, JSON.stringify(v.devices));
-    // An agent reports its step once its disk holds the verified image; the sender records the session's end a
-    // moment later (its last receiver's report in, the closing announcements out), so wait for that.
-    const rawSessions = await until(
-      'the second raw session to end',
-      () => s.api('GET', '/api/v1/sessions?image=e2edata').then((r) => r.body as { state: string; endReason: string }[]),
-      (list) => list.length === 2 && list.every((x) => x.state !== 'waiting' && x.state !== 'running'),
-      30_000,
-    );
+    const rawSessions = await endedSessions(s, '?image=e2edata', 2);
     assert.deepEqual(rawSessions.map((x) => x.state), ['completed', 'completed'], `one more session, for the three: ${JSON.stringify(rawSessions)}`);
     for (const file of disks) {
       await until(`${file} released`, async () => loopsOf(file), (l) => l.length === 0, 30_000);

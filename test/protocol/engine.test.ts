@@ -383,8 +383,9 @@ test('asyncParity: repairs wait for parity made elsewhere while other blocks go 
   const a = inline.net.summary!.stats;
   const d = delayed.net.summary!.stats;
   assert.ok(d.parityPackets > 0 && d.parityPackets <= a.parityPackets * 1.25, `parity ${d.parityPackets} vs ${a.parityPackets} made inline`);
-  // The first pass never waited for parity: it ended no later than the inline run's (plus the delays' echo).
+  // Repairs waited for parity, never for a source symbol: each source symbol went out once, as inline.
   assert.equal(d.sourcePackets, a.sourcePackets);
+  assert.equal(d.repeatedSourcePackets, 0);
   // And answers that come at once work the same way.
   const prompt = scenario(true, 0);
   assertAllExact(prompt.net, prompt.img);
