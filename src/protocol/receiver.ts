@@ -1,7 +1,7 @@
 // The receiver's state machine (sans-IO). It gathers symbols per block, decodes a block as soon as it holds
 // any k of them, verifies it against its digest and hands it out; it asks the sender for the number of
 // symbols it still lacks per block, after a random back-off that lets one request cover many receivers.
-import { type BlockDecoder, type SolveJob, blockDecoder, symbolIdOf } from '../fec/scheme.js';
+import { type BlockDecoder, type SolveJob, blockDecoder, canNeedSolve, symbolIdOf } from '../fec/scheme.js';
 import { openDatagram, type PacketProtector } from './crypto.js';
 import { type Transmit, type DropCounters, equalBytes, imageDigest, newDropCounters, microsOf, sha256 } from './common.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbolLength, sourceSymbols } from './geometry.js';
@@ -56,8 +56,9 @@ export interface ReceiverOptions {
   /**
    * Costly solves run elsewhere (default false): a RaptorQ block short of a source symbol is handed out with a
    * need-decode event instead of solved here, and supplyDecoded() brings the outcome; meanwhile the receiver
-   * goes on receiving. Working blocks are then allocated on SharedArrayBuffers, so that the job's block can
-   * be shared with another thread without a copy.
+   * goes on receiving. Working blocks of such a code are then allocated on SharedArrayBuffers, so that the
+   * job's block can be shared with another thread without a copy (only then: V8 copies into shared memory
+   * word by word, which cost a Reed-Solomon receiver 0.1 s of CPU per 200 MiB).
    */
   asyncDecode?: boolean;
 }
@@ -543,7 +544,9 @@ export class Receiver {
     let p = this.partial.get(b);
     if (!p) {
       const spare = k === g.blockSymbols ? this.spareBlocks.pop() : undefined;
-      const working = spare ?? (this.opts.asyncDecode ? new Uint8Array(new SharedArrayBuffer(k * g.symbolSize)) : undefined);
+      // Shared memory only where a solve may be handed out (see asyncDecode).
+      const shared = this.opts.asyncDecode && canNeedSolve(g.fec);
+      const working = spare ?? (shared ? new Uint8Array(new SharedArrayBuffer(k * g.symbolSize)) : undefined);
       p = { decoder: blockDecoder(g.fec, k, g.symbolSize, working), seen: 0, lastReceived: now, plannedEnd: 0, trustedPlan: 0 };
       this.partial.set(b, p);
     }

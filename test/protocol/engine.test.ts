@@ -79,8 +79,9 @@ test('reordering (jitter far above packet spacing) and duplication', () => {
 test('late joiner gets what it missed in a later pass', () => {
   const { net, img } = run({
     bytes: 2_000_000,
-    sender: { minReceivers: 1 },
-    receivers: [{}, { joinAtMs: 740 }],
+    // 20 Mbit/s: the transfer lasts 0.8 s, so the second receiver joins in the middle of it.
+    sender: { minReceivers: 1, settleMs: 0, maxRateBps: 20e6 },
+    receivers: [{}, { joinAtMs: 400 }],
   });
   assertAllExact(net, img);
   const late = net.receivers[1]!;
@@ -309,8 +310,9 @@ const RAPTORQ = { fec: FecScheme.RaptorQ } as const;
 test('RaptorQ: random and bursty loss, reordering and duplication, a late joiner: exact images', () => {
   const { net, img } = run({
     bytes: 2_500_000,
-    sender: { ...RAPTORQ, blockSymbols: 512, minReceivers: 3 },
-    receivers: [{ loss: { rate: 0.05 } }, { loss: { rate: 0.03, burstLength: 10 }, jitterMs: 3 }, { jitterMs: 1 }, { joinAtMs: 700, loss: { rate: 0.02 } }],
+    // 20 Mbit/s: the transfer lasts over a second, so the fourth receiver joins in the middle of it.
+    sender: { ...RAPTORQ, blockSymbols: 512, minReceivers: 3, settleMs: 0, maxRateBps: 20e6 },
+    receivers: [{ loss: { rate: 0.05 } }, { loss: { rate: 0.03, burstLength: 10 }, jitterMs: 3 }, { jitterMs: 1 }, { joinAtMs: 400, loss: { rate: 0.02 } }],
     network: { duplicate: 0.05 },
   });
   assertAllExact(net, img);
@@ -444,6 +446,26 @@ test('asyncDecode: receivers hand RaptorQ solves out and keep receiving; exact i
     assert.ok(handedOut > 0 && decoded > 0 && decoded <= handedOut, `handed out ${handedOut}, decoded ${decoded}`);
     const failures = net.receivers.reduce((n, r) => n + r.engine!.getStats().decodeFailures, 0);
     if (c.failures) assert.ok(failures > 0, 'some solve fell short and the block asked for more');
+  }
+});
+
+test('asyncDecode: only a code that can need a solve gets shared working blocks (copying into them is slower)', () => {
+  for (const fec of [FecScheme.ReedSolomon, FecScheme.RaptorQ]) {
+    const img = image(400_000, 4);
+    const net = new SimNetwork(img, { sessionId: 42, symbolSize: 1000, maxRateBps: 200e6, minReceivers: 1, fec, blockSymbols: 50 }, { seed: 4 });
+    net.addReceiver({ nodeId: 1000, asyncDecode: true }, { loss: { rate: 0.05 } });
+    net.run(600_000);
+    assertAllExact(net, img);
+    const events = net.receivers[0]!.events;
+    const blocks = events.flatMap((e) => (e.type === 'block' ? [e.data] : []));
+    const jobs = events.flatMap((e) => (e.type === 'need-decode' ? [e.job.block] : []));
+    assert.ok(blocks.length > 0);
+    if (fec === FecScheme.ReedSolomon) {
+      assert.equal(jobs.length, 0);
+      assert.ok(blocks.every((b) => !(b.buffer instanceof SharedArrayBuffer)), 'Reed-Solomon blocks on plain memory');
+    } else {
+      assert.ok(jobs.length > 0 && jobs.every((b) => b.buffer instanceof SharedArrayBuffer), 'RaptorQ solves get shared blocks');
+    }
   }
 });
 
