@@ -8,12 +8,13 @@
 // (--fec raptorq) to compare the FEC schemes (docs/fec.md).
 
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { batchAddon } from '../../src/transport/native.js';
 import { symbolSizeFor } from '../../src/transport/session.js';
-import { pause } from '../proc.js';
+import { pause, type Proc } from '../proc.js';
 import { commandParams, type CommandParams, type RunContext, type Tool, type ToolOutcome } from './types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -61,6 +62,46 @@ export function fleetcastCommands(p: CommandParams, io: 'batch' | 'dgram', fec: 
 
 type FecName = 'reed-solomon' | 'raptorq';
 
+/** Whether /proc/net/igmp text lists IPv4 `group` on interface `ifname`. */
+export function igmpMember(igmp: string, ifname: string, group: string): boolean {
+  // A group is printed as its 32-bit value in host (little-endian) order, in hex, under its device's line.
+  const hex = group.split('.').reverse().map((b) => Number(b).toString(16).padStart(2, '0')).join('').toUpperCase();
+  let device = '';
+  for (const line of igmp.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if (/^\d+$/.test(fields[0] ?? '')) device = fields[1] ?? '';
+    else if (device === ifname && fields[0] === hex) return true;
+  }
+  return false;
+}
+
+/**
+ * Waits until every receiver's network namespace is a member of the IPv4 group on `ifname` (from then on its
+ * socket queues the session's datagrams), for at most timeoutMs; false if some was not. A fixed pause was too
+ * short for 8 Node receivers starting together on 2 cores: the sender then started among them still loading,
+ * and its start-up took twice as long. (An IPv6 group: a fixed second.)
+ */
+async function groupJoined(receivers: readonly Proc[], group: string, ifname: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  if (!isIPv4(group)) {
+    await pause(1000, signal);
+    return true;
+  }
+  const joined = (pid: number | undefined): boolean => {
+    try {
+      return igmpMember(readFileSync(`/proc/${pid}/net/igmp`, 'utf8'), ifname, group);
+    } catch {
+      return false; // not started yet, or gone
+    }
+  };
+  const deadline = performance.now() + timeoutMs;
+  while (!signal.aborted) {
+    if (receivers.every((p) => p.exit === null && joined(p.child.pid))) return true;
+    if (performance.now() > deadline || receivers.some((p) => p.exit !== null)) return false;
+    await pause(20, signal);
+  }
+  return false;
+}
+
 function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: FecName = 'reed-solomon'): Tool {
   return {
     name,
@@ -87,9 +128,12 @@ function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: FecName = 'reed
     payloadBytes: (mtu) => symbolSizeFor(mtu, 4, false),
     async run(ctx: RunContext): Promise<ToolOutcome> {
       const { lan } = ctx;
-      const { sender: senderArgv, receiver: receiverArgv } = fleetcastCommands(commandParams(ctx), io, fec);
+      const params = commandParams(ctx);
+      const { sender: senderArgv, receiver: receiverArgv } = fleetcastCommands(params, io, fec);
       const receivers = lan.receivers.map((host) => ctx.start(host, receiverArgv(ctx.outputPath(host)), `fleetcast-receive-${host.name}`, true));
-      await pause(500, ctx.signal); // node start-up
+      const ready = await groupJoined(receivers, params.groups[0]!, params.ifname, 10_000, ctx.signal);
+      if (!ready) ctx.note('not every receiver had joined the group after 10 s; the sender was started anyway');
+      await pause(200, ctx.signal); // as uftp's daemons get once they are up
       ctx.markStart();
       const sender = ctx.start(lan.sender, senderArgv, 'fleetcast-send', true);
       for (const proc of receivers) void proc.exited.then((exit) => ctx.receiverDone(proc.host, exit.at));

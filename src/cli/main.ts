@@ -157,6 +157,7 @@ function report(summary: SenderSummary, json: boolean, quiet: boolean): void {
     packets: { source: s.sourcePackets, parity: s.parityPackets, repeatedSource: s.repeatedSourcePackets, control: s.controlPackets, feedback: s.feedbackPackets },
     finalRateBps: s.rateBps,
     rateDecreases: s.rateDecreases,
+    queueDrains: s.queueDrains,
     bottleneckBps: s.bottleneckBps,
     dropped: s.drops,
     receivers: summary.receivers.map((r) => ({

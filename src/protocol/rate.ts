@@ -1,5 +1,6 @@
-// Sending rate: a token-bucket pacer (no bursts beyond 5 ms of traffic: Node timers fire every 1-3 ms) and a loss-driven
-// controller that finds the slowest receiver's bottleneck, settles just under it and remembers it.
+// Sending rate: a token-bucket pacer (no bursts beyond 5 ms of traffic: Node timers fire every 1-3 ms), a loss-driven
+// controller that finds the slowest receiver's bottleneck, settles just under it and remembers it, and a queue
+// guard that eases off while the round-trip time shows the sender's own traffic queued at the bottleneck.
 
 /** Rates are bits per second of link-layer frames: datagram + UDP/IP/Ethernet headers, what `tc tbf` counts. */
 export const UNLIMITED_BPS = 10e9;
@@ -400,5 +401,50 @@ export class RateController {
     this.holdMs = MIN_HOLD_MS;
     this.landedAt = null;
     this.searchSteps = 0;
+  }
+}
+
+/** Queue (ms of round-trip time above the least seen) at which the guard eases off, and under which it stops. */
+const QUEUE_HIGH_MS = 5;
+const QUEUE_LOW_MS = 2;
+/** Share of the allowed rate sent while a queue drains: drains 20 ms of queue in 0.2 s, and copes with a rate up to 10 % over the link's. */
+const DRAIN_FACTOR = 0.9;
+
+/**
+ * Keeps the sender's own queue at the bottleneck short when it paces at about the bottleneck's rate (a --rate
+ * equal to the link's). Then nothing drains what its catch-up bursts after late timers leave in that queue: it
+ * fills and stays full, every repair and report waits behind it (20 ms with the test LAN's tbf, so repair rounds
+ * took 20 ms instead of 1), and the next burst overflows it, which all receivers see as loss. Each receiver's
+ * latest round-trip time, against the least seen (the path with no queue), says how much is queued: the least of
+ * them counts, so one receiver's late processing does not. While that exceeds QUEUE_HIGH_MS the rate is
+ * DRAIN_FACTOR of what the loss controller allows, until it is under QUEUE_LOW_MS. Draining costs no throughput
+ * while the queue lasts (the link sends from it at its rate), and the guard never takes more than a tenth.
+ */
+export class QueueGuard {
+  private baseMs = Infinity;
+  private readonly latestMs = new Map<number, number>();
+  private draining = false;
+  /** Times the guard began draining. */
+  drains = 0;
+
+  sample(nodeId: number, rttMs: number): void {
+    this.baseMs = Math.min(this.baseMs, rttMs);
+    this.latestMs.set(nodeId, rttMs);
+    let least = Infinity;
+    for (const v of this.latestMs.values()) least = Math.min(least, v);
+    const queuedMs = least - this.baseMs;
+    if (!this.draining && queuedMs > QUEUE_HIGH_MS) {
+      this.draining = true;
+      this.drains++;
+    } else if (this.draining && queuedMs < QUEUE_LOW_MS) this.draining = false;
+  }
+
+  forget(nodeId: number): void {
+    this.latestMs.delete(nodeId);
+  }
+
+  /** Share of the allowed rate to send now. */
+  get factor(): number {
+    return this.draining ? DRAIN_FACTOR : 1;
   }
 }

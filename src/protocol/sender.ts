@@ -3,7 +3,7 @@
 import { type BlockEncoder, DEFAULT_FEC_SCHEME, FEC_SCHEME_NAMES, type FecScheme, blockEncoder, defaultBlockSymbols, symbolIdOf } from '../fec/scheme.js';
 import { SEAL_OVERHEAD, openDatagram, type PacketProtector } from './crypto.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbols } from './geometry.js';
-import { Pacer, RateController, UNLIMITED_BPS } from './rate.js';
+import { Pacer, QueueGuard, RateController, UNLIMITED_BPS } from './rate.js';
 import {
   AckKind,
   AnnounceFlag,
@@ -120,6 +120,8 @@ export interface SenderStats {
   nackEntries: number;
   rateBps: number;
   rateDecreases: number;
+  /** Times the sender eased off to let its own queue at the bottleneck drain (see QueueGuard). */
+  queueDrains: number;
   /** The slowest receiver's bottleneck as last measured, which the rate is held just under (null: none known). */
   bottleneckBps: number | null;
   blocksFirstPassSent: number;
@@ -173,6 +175,8 @@ const END_REPEATS = 3;
  * miss the first announcement and join 200 ms later). 20 small datagrams a second cost the network nothing.
  */
 const WAITING_ANNOUNCE_MS = 50;
+/** GRTT is the largest receiver RTT of the current and the previous window this long: it follows a rise at once, a fall within two windows. */
+const GRTT_WINDOW_MS = 500;
 /** ANNOUNCE period while transferring and ending. */
 const ANNOUNCE_MS = 100;
 /** Slow-client handling: window over which a receiver's intake is measured, and consecutive slow windows before a drop. */
@@ -251,6 +255,7 @@ export class Sender {
   private readonly control: Transmit[] = [];
   private readonly events: SenderEvent[] = [];
   private readonly pacer: Pacer;
+  private readonly queueGuard = new QueueGuard();
   /** Worst active receiver's recent loss (0..0.5): repair bursts are enlarged by it. */
   private repairLoss = 0;
   /** Frame rate actually achieved lately (bits/s): the last window of at least 250 ms (0: none yet). */
@@ -337,6 +342,7 @@ export class Sender {
       nackEntries: 0,
       rateBps: maxRate,
       rateDecreases: 0,
+      queueDrains: 0,
       bottleneckBps: null,
       blocksFirstPassSent: 0,
       blocksRead: 0,
@@ -434,6 +440,7 @@ export class Sender {
   getStats(): SenderStats {
     this.stats.rateBps = this.pacer.bitsPerSecond;
     this.stats.rateDecreases = this.rate.decreases;
+    this.stats.queueDrains = this.queueGuard.drains;
     this.stats.bottleneckBps = this.rate.bottleneck;
     return this.stats;
   }
@@ -567,7 +574,8 @@ export class Sender {
       r.lossPpm = s.lossPpm;
       if (this.judgeReceiverRate(now, r, s.received)) return;
       if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now, this.intakeRate(now, previousStatusAt, s));
-      this.pacer.setRate(this.rate.update(now, this.statusIntervalMs(), this.sentBps), now);
+      const allowed = this.rate.update(now, this.statusIntervalMs(), this.sentBps);
+      this.pacer.setRate(this.opts.adaptiveRate ? allowed * this.queueGuard.factor : allowed, now);
     } else if (s.state === ReceiverState.Complete) {
       if (r.outcome === 'active') {
         if (!this.digest || !s.digest || !equalBytes(this.digest, s.digest)) {
@@ -647,7 +655,10 @@ export class Sender {
   private sampleRtt(now: number, r: ReceiverRecord, echo: Echo): void {
     const rtt = rttFromEcho(now, echo);
     if (rtt === null) return;
-    r.rttMs = r.rttMs === null ? rtt : r.rttMs * 0.875 + rtt * 0.125;
+    this.queueGuard.sample(r.nodeId, rtt);
+    // Down fast, up slowly: a receiver's samples run long while it is busy (starting up, or behind on its
+    // socket), and a GRTT set by such a sample slowed every repair timer for seconds (20 ms against 2).
+    r.rttMs = r.rttMs === null ? rtt : rtt < r.rttMs ? (r.rttMs + rtt) / 2 : r.rttMs * 0.875 + rtt * 0.125;
     this.grttWindowMax = Math.max(this.grttWindowMax, r.rttMs);
     this.grttMs = Math.max(0.5, this.grttWindowMax, this.grttPrevWindowMax);
   }
@@ -706,6 +717,7 @@ export class Sender {
     r.reason = reason;
     this.activeCount--;
     this.rate.forget(r.nodeId);
+    this.queueGuard.forget(r.nodeId);
     if (outcome === 'completed') {
       r.completedAt = now;
       this.events.push({ type: 'receiver-completed', receiver: r });
@@ -737,7 +749,7 @@ export class Sender {
       this.sentWindowStart = now;
       this.sentWindowBytes = this.stats.wireBytes;
     }
-    if (now - this.grttWindowStart > 2000) {
+    if (now - this.grttWindowStart > GRTT_WINDOW_MS) {
       this.grttPrevWindowMax = this.grttWindowMax;
       this.grttWindowMax = 0;
       this.grttWindowStart = now;

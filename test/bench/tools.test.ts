@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fleetcast, fleetcastCommands } from '../../bench/tools/fleetcast.js';
+import { fleetcast, fleetcastCommands, igmpMember } from '../../bench/tools/fleetcast.js';
 import { http } from '../../bench/tools/http.js';
 import type { CommandParams } from '../../bench/tools/types.js';
 import { udpcast, udpcastCommands } from '../../bench/tools/udpcast.js';
@@ -85,6 +85,23 @@ test('fleetcast: the sender gets --mtu (symbols of MTU - 48 bytes), receivers le
   assert.equal(flagValue(fleetcastCommands(params(1500), 'batch').sender, '--fec'), 'reed-solomon');
   assert.equal(flagValue(fleetcastCommands(params(1500), 'batch', 'raptorq').sender, '--fec'), 'raptorq');
   assert.ok(!fleetcastCommands(params(1500), 'batch', 'raptorq').receiver('/o').includes('--fec'), 'receivers learn the scheme from the session');
+});
+
+test('fleetcast: the sender starts once /proc/net/igmp shows every receiver in the group on its interface', () => {
+  // As a namespace's /proc/PID/net/igmp reads with 239.255.70.1 joined on lan0 (and only the all-hosts group on lo).
+  const igmp = [
+    'Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter',
+    '1\tlo        :     1      V3',
+    '\t\t\t\t010000E0     1 0:00000000\t\t0',
+    '2\tlan0      :     2      V3',
+    '\t\t\t\t0146FFEF     1 0:00000000\t\t0',
+    '\t\t\t\t010000E0     1 0:00000000\t\t0',
+    '',
+  ].join('\n');
+  assert.ok(igmpMember(igmp, 'lan0', '239.255.70.1'));
+  assert.ok(!igmpMember(igmp, 'lo', '239.255.70.1'), 'on another interface');
+  assert.ok(!igmpMember(igmp, 'lan0', '239.255.70.2'), 'another group');
+  assert.ok(igmpMember(igmp, 'lo', '224.0.0.1'));
 });
 
 test('http: TCP segments fill the MTU by themselves (payload = MTU - 52 with timestamps)', () => {

@@ -242,6 +242,28 @@ test('a slow receiver link: adaptive rate control backs off and everyone complet
   assert.ok(net.summary!.stats.rateDecreases > 0);
 });
 
+test('a rate a little above the uplink: the queue guard keeps the uplink queue short, so nothing overflows it', () => {
+  // 104 Mbit/s into a 100 Mbit/s uplink with a 20 ms drop-tail queue (as tbf): without the guard the queue fills
+  // and stays full, and bursts overflow it (every receiver loses the same datagrams).
+  const img = image(12_000_000, 5);
+  const net = new SimNetwork(
+    img,
+    { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 104e6, minReceivers: 3 },
+    { seed: 5, uplinkBps: 100e6, queueMs: 20 },
+  );
+  for (let i = 0; i < 3; i++) net.addReceiver({ nodeId: 1000 + i, name: `r${i}` }, { delayMs: 0.2 });
+  net.run(600_000);
+  assertAllExact(net, img);
+  const s = net.summary!.stats;
+  assert.ok(s.queueDrains > 0, 'the guard eased off');
+  assert.equal(net.uplinkDrops, 0, 'nothing overflowed the uplink queue');
+  assert.equal(s.parityPackets, 0, 'so nothing needed repair');
+  assert.equal(s.rateDecreases, 0, 'and the loss controller never had to act');
+  // It costs next to no throughput: the link kept sending from the queue while it drained.
+  const seconds = (net.summary!.durationMs ?? 0) / 1000;
+  assert.ok(net.uplinkBytes * 8 / seconds > 0.95 * 100e6, `${((net.uplinkBytes * 8) / seconds / 1e6).toFixed(1)} Mbit/s on a 100 Mbit/s uplink`);
+});
+
 test('slow-client handling: a receiver below the minimum receiver rate is dropped with that reason; the session keeps its pace', () => {
   // 16 MB at 40 Mbit/s is 3.3 s of sending: enough for two 2-second windows of judgment.
   const { net, img } = run({

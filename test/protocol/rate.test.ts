@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Pacer, RateController } from '../../src/protocol/rate.js';
+import { Pacer, QueueGuard, RateController } from '../../src/protocol/rate.js';
 import { SimNetwork, seededRandom, type LinkOptions } from '../../sim/network.js';
 import type { SenderOptions } from '../../src/protocol/sender.js';
 
@@ -188,4 +188,33 @@ test('pacer: never more than the rate plus one burst over any horizon (property)
       return sent <= allowed;
     }),
   );
+});
+
+test('QueueGuard: eases off while every receiver sees the queue, stops once it is short, ignores one late receiver', () => {
+  const guard = new QueueGuard();
+  guard.sample(1, 0.3);
+  guard.sample(2, 0.4);
+  assert.equal(guard.factor, 1);
+  // One receiver's late processing: the other's RTT shows no queue.
+  guard.sample(1, 40);
+  assert.equal(guard.factor, 1);
+  // Both see 20 ms more than the path without a queue: drain.
+  guard.sample(2, 20.4);
+  guard.sample(1, 20.3);
+  assert.ok(guard.factor < 1 && guard.factor >= 0.9);
+  assert.equal(guard.drains, 1);
+  // Hysteresis: 3 ms is not yet short enough to stop.
+  guard.sample(1, 3.3);
+  guard.sample(2, 3.4);
+  assert.ok(guard.factor < 1);
+  // The queue is the sender's, shared by all: one short RTT shows it is short.
+  guard.sample(1, 1);
+  assert.equal(guard.factor, 1);
+  // A receiver that left no longer counts.
+  guard.sample(2, 30);
+  assert.equal(guard.factor, 1);
+  guard.forget(1);
+  guard.sample(2, 30);
+  assert.ok(guard.factor < 1);
+  assert.equal(guard.drains, 2);
 });
