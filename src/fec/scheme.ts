@@ -116,6 +116,11 @@ export interface BlockDecoder {
   dispose(): void;
 }
 
+/** Whether a block of this scheme can need a costly solve (BlockDecoder.needsSolve); Reed-Solomon's never does. */
+export function canNeedSolve(scheme: FecScheme): boolean {
+  return scheme === FecScheme.RaptorQ;
+}
+
 export function blockEncoder(scheme: FecScheme, block: Uint8Array, k: number, symbolSize: number): BlockEncoder {
   if (scheme === FecScheme.RaptorQ) {
     const encoder = new RaptorQEncoder(block, symbolSize, k);
@@ -133,11 +138,6 @@ export function blockEncoder(scheme: FecScheme, block: Uint8Array, k: number, sy
  * memory already in use is far cheaper than fresh pages, whose first touch costs more than the copy.
  * Default: a fresh zeroed one.
  */
-/** Whether a block of this scheme can need a costly solve (BlockDecoder.needsSolve); Reed-Solomon's never does. */
-export function canNeedSolve(scheme: FecScheme): boolean {
-  return scheme === FecScheme.RaptorQ;
-}
-
 export function blockDecoder(scheme: FecScheme, k: number, symbolSize: number, block?: Uint8Array): BlockDecoder {
   if (block !== undefined && block.length !== k * symbolSize) throw new RangeError(`fec: working block is ${block.length} bytes, expected ${k * symbolSize}`);
   const out = block ?? new Uint8Array(k * symbolSize);

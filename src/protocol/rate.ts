@@ -423,6 +423,9 @@ const DRAIN_FACTOR = 0.9;
 export class QueueGuard {
   private baseMs = Infinity;
   private readonly latestMs = new Map<number, number>();
+  /** The least latest sample and whose it is (rescanned only when that receiver's own rises or it leaves). */
+  private leastMs = Infinity;
+  private leastNode = -1;
   private draining = false;
   /** Times the guard began draining. */
   drains = 0;
@@ -430,9 +433,11 @@ export class QueueGuard {
   sample(nodeId: number, rttMs: number): void {
     this.baseMs = Math.min(this.baseMs, rttMs);
     this.latestMs.set(nodeId, rttMs);
-    let least = Infinity;
-    for (const v of this.latestMs.values()) least = Math.min(least, v);
-    const queuedMs = least - this.baseMs;
+    if (rttMs <= this.leastMs) {
+      this.leastMs = rttMs;
+      this.leastNode = nodeId;
+    } else if (nodeId === this.leastNode) this.rescan();
+    const queuedMs = this.leastMs - this.baseMs;
     if (!this.draining && queuedMs > QUEUE_HIGH_MS) {
       this.draining = true;
       this.drains++;
@@ -440,7 +445,18 @@ export class QueueGuard {
   }
 
   forget(nodeId: number): void {
-    this.latestMs.delete(nodeId);
+    if (this.latestMs.delete(nodeId) && nodeId === this.leastNode) this.rescan();
+  }
+
+  private rescan(): void {
+    this.leastMs = Infinity;
+    this.leastNode = -1;
+    for (const [node, ms] of this.latestMs) {
+      if (ms < this.leastMs) {
+        this.leastMs = ms;
+        this.leastNode = node;
+      }
+    }
   }
 
   /** Share of the allowed rate to send now. */

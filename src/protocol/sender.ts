@@ -175,10 +175,10 @@ const END_REPEATS = 3;
  * miss the first announcement and join 200 ms later). 20 small datagrams a second cost the network nothing.
  */
 const WAITING_ANNOUNCE_MS = 50;
-/** GRTT is the largest receiver RTT of the current and the previous window this long: it follows a rise at once, a fall within two windows. */
-const GRTT_WINDOW_MS = 500;
 /** ANNOUNCE period while transferring and ending. */
 const ANNOUNCE_MS = 100;
+/** GRTT is the largest receiver RTT of the current and the previous window this long: it follows a rise at once, a fall within two windows. */
+const GRTT_WINDOW_MS = 500;
 /** Slow-client handling: window over which a receiver's intake is measured, and consecutive slow windows before a drop. */
 const SLOW_WINDOW_MS = 2000;
 const SLOW_STRIKES = 2;

@@ -218,3 +218,31 @@ test('QueueGuard: eases off while every receiver sees the queue, stops once it i
   assert.ok(guard.factor < 1);
   assert.equal(guard.drains, 2);
 });
+
+test('QueueGuard: the tracked least sample equals a scan of every receiver latest one (property)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.oneof(fc.constant(-1), fc.double({ min: 0.1, max: 40, noNaN: true }))), { maxLength: 200 }),
+      (steps) => {
+        const guard = new QueueGuard();
+        const latest = new Map<number, number>();
+        let base = Infinity;
+        let draining = false;
+        for (const [node, rtt] of steps) {
+          if (rtt < 0) {
+            guard.forget(node);
+            latest.delete(node);
+            continue;
+          }
+          guard.sample(node, rtt);
+          latest.set(node, rtt);
+          base = Math.min(base, rtt);
+          const queued = Math.min(...latest.values()) - base;
+          if (!draining && queued > 5) draining = true;
+          else if (draining && queued < 2) draining = false;
+          assert.equal(guard.factor < 1, draining);
+        }
+      },
+    ),
+  );
+});
