@@ -19,6 +19,8 @@ const MAX_SENDS_PER_TURN = 4096;
 
 export class EngineLoop {
   private timer: NodeJS.Timeout | null = null;
+  /** When the armed timer fires (clock()). */
+  private timerAt = 0;
   private immediate: NodeJS.Immediate | null = null;
   private awaitingWritable = false;
   private stopped = false;
@@ -89,8 +91,6 @@ export class EngineLoop {
     }
     this.afterTurn();
     if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
     now = clock();
     const next = this.engine.nextTimeout(now);
     if (blocked) {
@@ -101,11 +101,11 @@ export class EngineLoop {
           this.schedulePump();
         });
       }
-      if (next !== null) this.arm(next - now); // deadlines still count while the socket is backed up
+      this.arm(next, now); // deadlines still count while the socket is backed up
     } else if (yielded || (next !== null && next <= now)) {
       this.schedulePump();
-    } else if (next !== null) {
-      this.arm(next - now);
+    } else {
+      this.arm(next, now);
     }
   }
 
@@ -115,11 +115,27 @@ export class EngineLoop {
     return false;
   }
 
-  private arm(delayMs: number): void {
-    // Node timers are millisecond-grained; the pacer's burst allowance covers the rounding.
-    this.timer = setTimeout(() => {
+  /**
+   * Wakes the loop by `deadline` (null: no deadline). A timer already armed to fire no later is kept: firing
+   * early costs one idle turn, while re-arming after every turn cost a timer and two timer-list updates per
+   * batch of datagrams.
+   */
+  private arm(deadline: number | null, now: number): void {
+    if (deadline === null) {
+      if (this.timer) clearTimeout(this.timer);
       this.timer = null;
-      this.schedulePump();
-    }, Math.max(1, Math.ceil(delayMs)));
+      return;
+    }
+    // Node timers are millisecond-grained; the pacer's burst allowance covers the rounding.
+    const delay = Math.max(1, Math.ceil(deadline - now));
+    if (this.timer && this.timerAt <= now + delay) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = now + delay;
+    this.timer = setTimeout(this.onTimer, delay);
   }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.schedulePump();
+  };
 }
