@@ -624,8 +624,10 @@ export class Sender {
         // Transmissions after what the receiver saw may still be in flight if they went out recently;
         // older ones are lost for it, so only the unsent remainder still counts as coming.
         const base = recent ? Math.min(e.seen, this.sentEnd[b]!) : this.sentEnd[b]!;
-        // Add what the worst receiver is expected to lose of the burst itself: fewer repair rounds.
-        const target = Math.min(MAX_TSN, base + need + Math.ceil((need * this.repairLoss) / (1 - this.repairLoss)));
+        // Add what the worst receiver is expected to lose of the burst itself: fewer repair rounds. Rounded, not
+        // rounded up: at 1 % loss a burst of 1-3 symbols would always get one more, 0.6-0.7 % of the image in
+        // all (simulator, 3 and 8 receivers: wire 1.025 and 1.031 against 1.031 and 1.038, no slower).
+        const target = Math.min(MAX_TSN, base + need + Math.round((need * this.repairLoss) / (1 - this.repairLoss)));
         if (target > this.plannedEnd[b]!) {
           this.plannedEnd[b] = target;
           if (e.seen === 0 && need === k) this.addBulk(b);

@@ -265,9 +265,9 @@ test('a rate a little above the uplink: the queue guard keeps the uplink queue s
 });
 
 test('slow-client handling: a receiver below the minimum receiver rate is dropped with that reason; the session keeps its pace', () => {
-  // 16 MB at 40 Mbit/s is 3.3 s of sending: enough for two 2-second windows of judgment.
+  // 24 MB at 40 Mbit/s is 4.8 s of sending: two 2-second windows of judgment end well before the others are done.
   const { net, img } = run({
-    bytes: 16_000_000,
+    bytes: 24_000_000,
     sender: { maxRateBps: 40e6, minReceiverRateBps: 20e6 },
     receivers: [{}, { rateBps: 6e6 }, { loss: { rate: 0.02 } }],
   });
