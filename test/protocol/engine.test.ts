@@ -245,14 +245,13 @@ test('a slow receiver link: adaptive rate control backs off and everyone complet
 test('a rate a little above the uplink: the queue guard keeps the uplink queue short, so nothing overflows it', () => {
   // 104 Mbit/s into a 100 Mbit/s uplink with a 20 ms drop-tail queue (as tbf): without the guard the queue fills
   // and stays full, and bursts overflow it (every receiver loses the same datagrams).
-  const img = image(12_000_000, 5);
-  const net = new SimNetwork(
-    img,
-    { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 104e6, minReceivers: 3 },
-    { seed: 5, uplinkBps: 100e6, queueMs: 20 },
-  );
-  for (let i = 0; i < 3; i++) net.addReceiver({ nodeId: 1000 + i, name: `r${i}` }, { delayMs: 0.2 });
-  net.run(600_000);
+  const { net, img } = run({
+    bytes: 12_000_000,
+    seed: 5,
+    sender: { maxRateBps: 104e6 },
+    network: { uplinkBps: 100e6, queueMs: 20 },
+    receivers: [{ delayMs: 0.2 }, { delayMs: 0.2 }, { delayMs: 0.2 }],
+  });
   assertAllExact(net, img);
   const s = net.summary!.stats;
   assert.ok(s.queueDrains > 0, 'the guard eased off');

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
 import { FecScheme, blockDecoder, blockEncoder } from '../../src/fec/scheme.js';
+import type { Worker } from 'node:worker_threads';
 import { FecThread } from '../../src/transport/fec-thread.js';
 
 const S = 512;
@@ -15,7 +16,7 @@ function sharedBlock(seed: number): Uint8Array {
   return block;
 }
 
-test('parity made on the thread equals parity made inline; the block is held until answered; encoders are kept per block', async () => {
+test('parity made on the thread equals parity made inline, from a kept encoder or a new one; the block is held until answered', async () => {
   const errors: Error[] = [];
   const thread = new FecThread(2, (err) => errors.push(err));
   try {
@@ -100,4 +101,23 @@ test('a job the thread cannot do is an error that names it; nothing is answered 
   }
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(answered, 0, 'a closed thread answers nothing');
+});
+
+test('a thread that dies costs speed, not the transfer: its unanswered job and later ones are done on this thread', { timeout: 30_000 }, async () => {
+  const errors: Error[] = [];
+  const thread = new FecThread(2, (err) => errors.push(err));
+  try {
+    const block = sharedBlock(11);
+    const inline = blockEncoder(FecScheme.RaptorQ, block, K, S).repair([K + 3, K + 4]);
+    const first = new Promise<Uint8Array[]>((resolve) => thread.parity(FecScheme.RaptorQ, 0, K, S, [K + 3], block, resolve));
+    // (Reaching in: nothing outside kills the thread.)
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    const second = new Promise<Uint8Array[]>((resolve) => thread.parity(FecScheme.RaptorQ, 0, K, S, [K + 4], block, resolve));
+    const [a, b] = await Promise.all([first, second]);
+    assert.ok(Buffer.from(a[0]!).equals(Buffer.from(inline[0]!)));
+    assert.ok(Buffer.from(b[0]!).equals(Buffer.from(inline[1]!)));
+    assert.deepEqual(errors, []);
+  } finally {
+    await thread.close();
+  }
 });
