@@ -43,6 +43,11 @@ export interface RunRecord {
   lastCorrectS: number | null;
   /** sender start -> every process of the run ended */
   wallS: number | null;
+  /**
+   * sender start -> the sender host's first packet on the LAN (polled every millisecond): what the sender
+   * process took to start before the protocol did anything. null if it sent nothing.
+   */
+  firstPacketS: number | null;
   senderTxBytes: number | null;
   /** senderTxBytes / image bytes */
   wireRatio: number | null;
@@ -90,6 +95,7 @@ export function notAvailable(scenario: Scenario, tool: Tool, reason: string): Ru
     timeS: null,
     lastCorrectS: null,
     wallS: null,
+    firstPacketS: null,
     senderTxBytes: null,
     wireRatio: null,
     senderTxFrames: null,
@@ -170,12 +176,30 @@ export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: Harn
     },
     markStart: () => {
       t0 = performance.now();
+      watchFirstPacket();
     },
     receiverDone: (host, at) => {
       if (!done.has(host.name)) done.set(host.name, at ?? performance.now());
     },
     note: (text) => notes.push(text),
   };
+
+  // The sender host's first packet after the start, to tell the sender process's start-up from the transfer.
+  let firstPacketAt: number | null = null;
+  let firstPacketWatch: NodeJS.Timeout | null = null;
+  const stopWatch = (): void => {
+    if (firstPacketWatch) clearInterval(firstPacketWatch);
+    firstPacketWatch = null;
+  };
+  function watchFirstPacket(): void {
+    stopWatch();
+    const before = lan.packetsSent(lan.sender);
+    firstPacketWatch = setInterval(() => {
+      if (lan.packetsSent(lan.sender) === before) return;
+      firstPacketAt = performance.now();
+      stopWatch();
+    }, 1);
+  }
 
   const cpu0 = lan.hosts.map((h) => lan.cpuUsage(h));
   const drops0 = await Promise.all(lan.receivers.map((h) => lan.droppedPackets(h)));
@@ -200,6 +224,7 @@ export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: Harn
     error = (e as Error).message;
   } finally {
     clearTimeout(timer);
+    stopWatch();
   }
   const stragglersKilled = await killLeftovers(lan);
   await Promise.all(procs.map((p) => Promise.race([p.exited, pause(2000)])));
@@ -270,6 +295,7 @@ export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: Harn
     timeS: status === 'ok' ? round(lastCorrectS) : null,
     lastCorrectS: round(lastCorrectS),
     wallS: t0 === null ? null : round((endAt - t0) / 1000),
+    firstPacketS: t0 === null || firstPacketAt === null ? null : round((firstPacketAt - t0) / 1000),
     senderTxBytes: wire,
     wireRatio: round(wire / cfg.image.bytes),
     senderTxFrames: frames1 - frames0,

@@ -137,6 +137,11 @@ export interface Lan {
   ipFragmentsCreated(host: LanHost, family?: 4 | 6): Promise<number>;
   /** CPU time used so far by every process started in the host (null when cgroups are unavailable). */
   cpuUsage(host: LanHost): CpuUsage | null;
+  /**
+   * Packets the host has sent onto the LAN so far, read synchronously from its veth end in the root namespace
+   * (cheap enough to poll every millisecond).
+   */
+  packetsSent(host: LanHost): number;
   /** SIGKILL every process running in the host's namespace or cgroup (daemons included). */
   killProcesses(host: LanHost): void;
   /** Pids of the processes running in the host's namespace or cgroup now. */
@@ -766,6 +771,12 @@ class LanImpl implements Lan {
     const index = names?.indexOf('FragCreates') ?? -1;
     if (!values || index < 0) throw new Error(`no IP fragmentation counter in ${host.ns}'s ${file}`);
     return Number(values[index]);
+  }
+
+  packetsSent(host: LanHost): number {
+    this.checkHost(host);
+    // What the namespace transmits, its veth's root end receives.
+    return Number(readFileSync(`/sys/class/net/${host.rootIfname}/statistics/rx_packets`, 'utf8'));
   }
 
   cpuUsage(host: LanHost): CpuUsage | null {

@@ -112,6 +112,7 @@ test('multicast from the sender reaches every receiver', { skip, timeout: 60_000
       assert.match(lo.stdout, /UP/);
     }
     const tx0 = await lan.txBytes(lan.sender);
+    const sent0 = lan.packetsSent(lan.sender);
     const results = await multicast(lan, lan.receivers, 500, 200, 5000);
     for (const [i, r] of results.entries()) {
       assert.ok(r.count >= 495, `receiver ${i + 1} got ${r.count}/500`);
@@ -120,6 +121,8 @@ test('multicast from the sender reaches every receiver', { skip, timeout: 60_000
     // one copy on the sender's wire for all receivers (multicast, not N unicasts)
     const txDelta = (await lan.txBytes(lan.sender)) - tx0;
     assert.ok(txDelta >= 500 * 200 && txDelta < 500 * 260 * 1.5, `sender tx ${txDelta} bytes`);
+    const sentDelta = lan.packetsSent(lan.sender) - sent0;
+    assert.ok(sentDelta >= 500 && sentDelta < 600, `the sender's veth end counted ${sentDelta} packets from it`);
     assert.ok((await lan.rxBytes(lan.receivers[0]!)) >= 500 * 200);
     const cpu = lan.cpuUsage(lan.sender);
     if (cpu) assert.ok(cpu.totalS > 0, 'CPU accounted in the sender cgroup');
