@@ -193,10 +193,19 @@ export async function runOne(lan: Lan, scenario: Scenario, tool: Tool, cfg: Harn
   };
   function watchFirstPacket(): void {
     stopWatch();
-    const before = lan.packetsSent(lan.sender);
+    const sent = (): number | null => {
+      try {
+        return lan.packetsSent(lan.sender);
+      } catch {
+        return null; // the counter is gone (the LAN is being torn down): no figure rather than a crash
+      }
+    };
+    const before = sent();
+    if (before === null) return;
     firstPacketWatch = setInterval(() => {
-      if (lan.packetsSent(lan.sender) === before) return;
-      firstPacketAt = performance.now();
+      const now = sent();
+      if (now === before) return;
+      if (now !== null) firstPacketAt = performance.now();
       stopWatch();
     }, 1);
   }
