@@ -12,13 +12,12 @@ import { sendImage, receiveImage, type ReceiveResult } from '../transport/sessio
 import type { SenderSummary } from '../protocol/sender.js';
 import { formatBytes, formatRate, parseIntOption, parseRate, parseSeconds } from './units.js';
 import { Exit, checked, interruptSignal, log, progressBar, receiveExitCode } from './shared.js';
-import { registerServerCommands } from './server-commands.js';
 import { packageVersion } from '../version.js';
-import { registerAgentCommands } from './agent-commands.js';
-import { registerDeployCommands } from './deploy-commands.js';
 
 export { Exit };
 
+/** Commands that need nothing of the server, agent or deployment commands. */
+const STANDALONE_COMMANDS = new Set(['send', 'receive']);
 const DEFAULT_GROUP = '239.255.77.1';
 const DEFAULT_PORT = 7720;
 /** Settle time when --min-receivers is not given: receivers started together with the sender all join first. */
@@ -223,9 +222,14 @@ endpointOptions(
 
 class UsageError extends Error {}
 
-registerServerCommands(program);
-registerAgentCommands(program);
-registerDeployCommands(program);
+// `send` and `receive` start faster without the server's, agent's and deployment commands (and what those
+// load): a sender's start-up counts in the time to deliver an image (docs/testlan-and-bench.md, time target).
+if (!STANDALONE_COMMANDS.has(process.argv[2] ?? '')) {
+  const [server, agent, deploy] = await Promise.all([import('./server-commands.js'), import('./agent-commands.js'), import('./deploy-commands.js')]);
+  server.registerServerCommands(program);
+  agent.registerAgentCommands(program);
+  deploy.registerDeployCommands(program);
+}
 
 // `npm start` with no command: show what the tool can do.
 program.action(() => program.outputHelp());
