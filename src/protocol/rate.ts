@@ -88,6 +88,8 @@ interface ReceiverLoss {
   loss: number;
   /** Packets the loss figure was measured over. */
   samples: number;
+  /** Mean length of its runs of lost packets (1 when not reported): loss in runs varies more than single losses. */
+  runLength: number;
   /** When the figure arrived: a decrease is judged only on figures measured after it. */
   at: number;
   /** Learnt background loss: what this receiver loses whatever the rate (slowing down does not cure it). */
@@ -134,9 +136,14 @@ const BACKGROUND_GAIN = 0.1;
 /** Growth per interval while no bottleneck is known. */
 const FAST_GROWTH = 1.25;
 
-/** Three standard errors of a loss fraction measured over `samples` packets. */
-function lossNoise(loss: number, samples: number): number {
-  return 3 * Math.sqrt((loss * (1 - loss)) / samples);
+/**
+ * Three standard errors of a loss fraction measured over `samples` packets, lost in runs of `runLength` on
+ * average. Losses in runs are a compound count: its variance is about the number of runs times the run length
+ * squared, i.e. the run length times that of as many independent losses (TFRC's loss events, RFC 5348, for the
+ * same reason). Random loss in 1 ms bursts (16 packets at 200 Mbit/s) of 1 % then measures 0-3 % per 250 ms.
+ */
+function lossNoise(loss: number, samples: number, runLength = 1): number {
+  return 3 * Math.sqrt((loss * (1 - loss) * runLength) / samples);
 }
 
 /**
@@ -191,17 +198,20 @@ export class RateController {
   }
 
   /**
-   * A receiver's report: its loss over its last interval, the packets that figure was measured over and, when
-   * the interval's length is known, the rate it took in (bits/s of frames).
+   * A receiver's report: its loss over its last interval, the packets that figure was measured over, when the
+   * interval's length is known the rate it took in (bits/s of frames), and in how many runs the loss came
+   * (0: not given).
    */
-  report(nodeId: number, loss: number, samples: number, now: number, takenBps: number | null = null): void {
+  report(nodeId: number, loss: number, samples: number, now: number, takenBps: number | null = null, lossEvents = 0): void {
     let r = this.receivers.get(nodeId);
     if (!r) {
-      r = { loss, samples, at: now, baseline: 0, swing: 0, swings: 0, previous: null, excess: 0, streak: 0, takenBps };
+      r = { loss, samples, runLength: 1, at: now, baseline: 0, swing: 0, swings: 0, previous: null, excess: 0, streak: 0, takenBps };
       this.receivers.set(nodeId, r);
     }
     r.loss = loss;
     r.samples = samples;
+    // Lost packets: samples are those received.
+    r.runLength = lossEvents > 0 && loss < 1 ? Math.max(1, (loss * samples) / (1 - loss) / lossEvents) : 1;
     r.at = now;
     r.takenBps = takenBps;
     if (samples < MIN_SAMPLES) {
@@ -223,7 +233,7 @@ export class RateController {
     if (trial && now < trial.freshFrom && r.excess > SMALL_EXCESS && !trial.before.has(nodeId)) trial.before.set(nodeId, { loss, excess: r.excess });
     // Background loss that has eased off is unlearnt gradually. (It is learnt only by experiment, never from
     // reports alone: a receiver overflowing a little more each time would pass its overflow off as background.)
-    if (loss < r.baseline && lossNoise(loss, samples) < SMALL_EXCESS) r.baseline += (loss - r.baseline) * BACKGROUND_GAIN;
+    if (loss < r.baseline && lossNoise(loss, samples, r.runLength) < SMALL_EXCESS) r.baseline += (loss - r.baseline) * BACKGROUND_GAIN;
   }
 
   /**
@@ -232,7 +242,7 @@ export class RateController {
    * independent figures is 1.13 standard deviations).
    */
   private noise(r: ReceiverLoss): number {
-    return Math.max(lossNoise(r.loss, r.samples), (3 * r.swing) / 1.13);
+    return Math.max(lossNoise(r.loss, r.samples, r.runLength), (3 * r.swing) / 1.13);
   }
 
   forget(nodeId: number): void {

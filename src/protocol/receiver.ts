@@ -159,10 +159,18 @@ export class Receiver {
   private lastJoinAt = -Infinity;
   private confirmTries = 0;
   private intervalReceived = 0;
-  private intervalHighSeq = -1;
-  private lastReportHighSeq = -1;
-  /** When the last STATUS went out: its counts cover the time since (null: none yet). */
-  private lastStatusSentAt: number | null = null;
+  /** Gaps in the sequence numbers this interval: each run of missing datagrams is one loss event. */
+  private intervalLossEvents = 0;
+  /** Highest DATA sequence number seen (null: no DATA yet). */
+  private intervalHighSeq: number | null = null;
+  /** The highest at the last STATUS, or the one before the first DATA seen: the interval's loss counts from it. */
+  private lastReportHighSeq: number | null = null;
+  /**
+   * Since when the interval's counts run: the last STATUS, or the first DATA when that came later (null: no DATA
+   * yet). The sender divides the DATA count by it, and a count that began mid-interval over the whole interval
+   * would understate what this receiver takes in, and the sender would settle under a bottleneck that is not there.
+   */
+  private countingSince: number | null = null;
   private readonly out: Transmit[] = [];
   private readonly events: ReceiverEvent[] = [];
   private readonly random: () => number;
@@ -498,8 +506,8 @@ export class Receiver {
   }
 
   private sendStatus(now: number, state: ReceiverState): void {
-    const expected = this.intervalHighSeq - this.lastReportHighSeq;
-    const loss = expected > 0 && this.lastReportHighSeq >= 0 ? Math.max(0, 1 - this.intervalReceived / expected) : 0;
+    const expected = this.intervalHighSeq === null || this.lastReportHighSeq === null ? 0 : (this.intervalHighSeq - this.lastReportHighSeq) >>> 0;
+    const loss = expected > 0 ? Math.max(0, 1 - this.intervalReceived / expected) : 0;
     this.stats.lossPpm = Math.round(loss * 1e6);
     this.push(
       encodeStatus(this.sessionId!, {
@@ -507,16 +515,18 @@ export class Receiver {
         state,
         blocksComplete: this.completeCount,
         echo: this.echo(now),
-        received: this.lastReportHighSeq >= 0 ? this.intervalReceived : 0,
+        received: this.intervalReceived,
         lossPpm: this.stats.lossPpm,
-        intervalMicros: this.lastStatusSentAt === null ? 0 : (now - this.lastStatusSentAt) * 1000,
+        lossEvents: loss > 0 ? this.intervalLossEvents : 0,
+        intervalMicros: this.countingSince === null ? 0 : (now - this.countingSince) * 1000,
         digest: state === ReceiverState.Complete ? this.imageDigestValue : null,
       }),
     );
-    this.lastStatusSentAt = now;
+    if (this.countingSince !== null) this.countingSince = now;
     this.stats.statusPackets++;
     this.lastReportHighSeq = this.intervalHighSeq;
     this.intervalReceived = 0;
+    this.intervalLossEvents = 0;
   }
 
   // ---- data --------------------------------------------------------------------------------------------------
@@ -524,9 +534,17 @@ export class Receiver {
   private onData(now: number, d: DataPacket): void {
     const g = this.geometry!;
     this.stats.dataPackets++;
-    if (d.seq > this.intervalHighSeq || this.intervalHighSeq - d.seq > 0x7fffffff) {
-      if (this.lastReportHighSeq < 0 && this.intervalHighSeq < 0) this.lastReportHighSeq = d.seq - 1;
+    if (this.intervalHighSeq === null) {
+      this.countingSince = now;
+      this.lastReportHighSeq = d.seq - 1;
       this.intervalHighSeq = d.seq;
+    } else {
+      // Sequence numbers are 32 bits and wrap: newer is up to 2^31 ahead.
+      const ahead = (d.seq - this.intervalHighSeq) >>> 0;
+      if (ahead > 0 && ahead <= 0x7fffffff) {
+        if (ahead > 1) this.intervalLossEvents++;
+        this.intervalHighSeq = d.seq;
+      }
     }
     this.intervalReceived++;
     if (d.block >= g.blockCount) throw new WireError(`data for block ${d.block} of ${g.blockCount}`);

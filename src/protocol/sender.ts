@@ -575,7 +575,7 @@ export class Sender {
     if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
       r.lossPpm = s.lossPpm;
       if (this.judgeReceiverRate(now, r, s.received)) return;
-      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now, this.intakeRate(now, previousStatusAt, s));
+      if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now, this.intakeRate(now, previousStatusAt, s), s.lossEvents);
       const allowed = this.rate.update(now, this.statusIntervalMs(), this.sentBps);
       this.pacer.setRate(this.opts.adaptiveRate ? allowed * this.queueGuard.factor : allowed, now);
     } else if (s.state === ReceiverState.Complete) {

@@ -103,6 +103,11 @@ export interface StatusPacket {
   received: number;
   /** Loss in the last report interval, parts per million. */
   lossPpm: number;
+  /**
+   * Loss events in that interval: runs of consecutive sequence numbers missing (saturates at 65535; 0 with loss
+   * means not given). Loss in a few long runs varies far more from interval to interval than as many single losses.
+   */
+  lossEvents: number;
   /** Length of that interval in µs (0: not given), so the sender can tell the rate the receiver took in. */
   intervalMicros: number;
   digest: Uint8Array | null;
@@ -331,7 +336,7 @@ export function encodeStatus(sessionId: number, s: StatusPacket): Buffer {
   buf.writeUInt32BE(s.nodeId >>> 0, 8);
   buf.writeUInt8(s.state, 12);
   buf.writeUInt8(s.digest ? 1 : 0, 13);
-  buf.writeUInt16BE(0, 14);
+  buf.writeUInt16BE(Math.min(Math.max(0, s.lossEvents), 0xffff), 14);
   buf.writeUInt32BE(s.blocksComplete >>> 0, 16);
   buf.writeUInt32BE(s.echo.timestamp >>> 0, 20);
   buf.writeUInt32BE(s.echo.delay >>> 0, 24);
@@ -360,6 +365,7 @@ export function decodeStatus(body: Buffer): StatusPacket {
     echo: { timestamp: body.readUInt32BE(20), delay: body.readUInt32BE(24) },
     received: body.readUInt32BE(28),
     lossPpm,
+    lossEvents: body.readUInt16BE(14),
     intervalMicros: body.readUInt32BE(36),
     digest,
   };

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { SimNetwork, seededRandom, type LinkOptions, type NetworkOptions } from '../../sim/network.js';
 import { Sender, type SenderOptions } from '../../src/protocol/sender.js';
 import { Receiver } from '../../src/protocol/receiver.js';
-import { DropReason, encodeJoin } from '../../src/protocol/wire.js';
+import { DropReason, PacketType, decodeData, decodeStatus, encodeJoin, readHeader } from '../../src/protocol/wire.js';
 import { PacketProtector } from '../../src/protocol/crypto.js';
 import { FecScheme } from '../../src/fec/scheme.js';
 
@@ -516,32 +516,36 @@ test('a block evicted from the cache mid-burst is read again and its burst finis
   }
 });
 
-test('recycled block buffers are reused for later blocks, and every block still arrives intact', () => {
-  const img = image(64 * 1000 * 12 + 345, 7);
-  const sender = new Sender({ sessionId: 5, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0 }, 0);
-  const receiver = new Receiver({ nodeId: 1 }, 0);
-  const output = new Uint8Array(img.length);
-  const buffers = new Set<ArrayBufferLike>();
-  let blocks = 0;
+/**
+ * One Sender and one Receiver wired back to back (64 symbols of 1000 bytes per block) until the receiver is done:
+ * `toReceiver` sees each datagram the sender sends (false: lost), `fromReceiver` each the receiver sends,
+ * `onBlock` each block the receiver delivers (it is recycled afterwards).
+ */
+function pair(
+  img: Uint8Array,
+  sender: Sender,
+  receiver: Receiver,
+  hooks: { toReceiver?: (d: Buffer) => boolean; fromReceiver?: (d: Buffer) => void; onBlock?: (data: Uint8Array, offset: number) => void },
+): void {
   let now = 0;
-  const drainReceiver = (): void => {
-    let e;
-    while ((e = receiver.pollEvent())) {
-      if (e.type !== 'block') continue;
-      output.set(e.data, e.offset);
-      buffers.add(e.data.buffer);
-      blocks++;
-      e.data.fill(0xee); // the application is done with it: scribbling on it must not reach later blocks
-      receiver.recycleBlock(e.data);
-    }
-  };
   for (let step = 0; step < 200_000 && !receiver.isDone; step++) {
     let t;
     while ((t = sender.poll(now))) {
-      receiver.handleDatagram(now, Buffer.concat(t.parts), 'sender');
-      drainReceiver();
+      const datagram = Buffer.concat(t.parts);
+      if (hooks.toReceiver && !hooks.toReceiver(datagram)) continue;
+      receiver.handleDatagram(now, datagram, 'sender');
+      let e;
+      while ((e = receiver.pollEvent())) {
+        if (e.type !== 'block') continue;
+        hooks.onBlock?.(e.data, e.offset);
+        receiver.recycleBlock(e.data);
+      }
     }
-    while ((t = receiver.poll(now))) sender.handleDatagram(now, Buffer.concat(t.parts), 'receiver');
+    while ((t = receiver.poll(now))) {
+      const datagram = Buffer.concat(t.parts);
+      hooks.fromReceiver?.(datagram);
+      sender.handleDatagram(now, datagram, 'receiver');
+    }
     let e;
     while ((e = sender.pollEvent())) {
       if (e.type === 'need-block') sender.supplyBlock(e.block, img.subarray(e.block * 64_000, Math.min(img.length, (e.block + 1) * 64_000)));
@@ -551,9 +555,49 @@ test('recycled block buffers are reused for later blocks, and every block still 
     sender.handleTimeout(now);
     receiver.handleTimeout(now);
   }
+}
+
+test('recycled block buffers are reused for later blocks, and every block still arrives intact', () => {
+  const img = image(64 * 1000 * 12 + 345, 7);
+  const sender = new Sender({ sessionId: 5, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0 }, 0);
+  const receiver = new Receiver({ nodeId: 1 }, 0);
+  const output = new Uint8Array(img.length);
+  const buffers = new Set<ArrayBufferLike>();
+  let blocks = 0;
+  pair(img, sender, receiver, {
+    onBlock: (data, offset) => {
+      output.set(data, offset);
+      buffers.add(data.buffer);
+      blocks++;
+      data.fill(0xee); // the application is done with it: scribbling on it must not reach later blocks
+    },
+  });
   assert.ok(receiver.isComplete, 'the receiver completed');
   assert.ok(Buffer.from(output).equals(Buffer.from(img)));
   assert.equal(blocks, 13);
   // One buffer for the 12 full blocks, one of the codec's for the short last block.
   assert.ok(buffers.size <= 2, `${buffers.size} buffers for ${blocks} blocks`);
+});
+
+test('STATUS counts loss events: each run of missing sequence numbers is one, however long', () => {
+  const img = image(64 * 1000 * 40, 3);
+  const sender = new Sender({ sessionId: 6, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0, maxRateBps: 50e6, adaptiveRate: false }, 0);
+  const receiver = new Receiver({ nodeId: 1 }, 0);
+  // Data datagrams 200-249 lost in one run, 400 and 402 singly, 600-602: 55 lost in 4 events.
+  const lost = (seq: number) => (seq >= 200 && seq < 250) || seq === 400 || seq === 402 || (seq >= 600 && seq <= 602);
+  const reports: { lossPpm: number; lossEvents: number; received: number }[] = [];
+  pair(img, sender, receiver, {
+    toReceiver: (d) => readHeader(d).type !== PacketType.Data || !lost(decodeData(d).seq),
+    fromReceiver: (d) => {
+      if (readHeader(d).type === PacketType.Status) reports.push(decodeStatus(d));
+    },
+  });
+  assert.ok(receiver.isComplete, 'the receiver completed');
+  const events = reports.reduce((a, r) => a + r.lossEvents, 0);
+  const lostCounted = reports.reduce((a, r) => a + Math.round((r.lossPpm / 1e6) * (r.received / (1 - r.lossPpm / 1e6))), 0);
+  assert.equal(events, 4);
+  // Every loss is counted, the first interval's too (it starts at the first DATA).
+  assert.equal(lostCounted, 55);
+  // A report without loss gives no events.
+  assert.ok(reports.every((r) => r.lossPpm > 0 || r.lossEvents === 0));
 });

@@ -33,6 +33,29 @@ test('random background loss is learnt, not mistaken for congestion', () => {
   }
 });
 
+test('loss in long runs needs more to count as congestion than as many single losses', () => {
+  // 2.2 % in two reports in a row, over about 4,000 packets: as single losses that is congestion (3 standard
+  // errors are 0.7 points); in runs of 16 (loss events of 1 ms at 200 Mbit/s) it is within the noise.
+  const decide = (runLength: number) => {
+    const c = new RateController({ maxBps: 200e6, minBps: 1e6, adaptive: true });
+    for (let i = 0; i < 2; i++) {
+      const lost = 90;
+      c.report(1, lost / 4090, 4000, i * 250, 196e6, Math.round(lost / runLength));
+      c.update(i * 250, 250, 200e6);
+    }
+    return c.decreases;
+  };
+  assert.equal(decide(1), 1);
+  assert.equal(decide(16), 0);
+  // Not given (0 events, as from older receivers): counted as single losses.
+  const c = new RateController({ maxBps: 200e6, minBps: 1e6, adaptive: true });
+  for (let i = 0; i < 2; i++) {
+    c.report(1, 90 / 4090, 4000, i * 250, 196e6, 0);
+    c.update(i * 250, 250, 200e6);
+  }
+  assert.equal(c.decreases, 1);
+});
+
 test('a bottleneck below the ceiling: the rate lands just under it at once and holds there', () => {
   const { rates } = drive(300e6, 0, 10e9);
   // One report at 10 Gbit/s says what got through: the next rate is 95 % of it, not a fixed fraction of 10 G.
@@ -107,14 +130,14 @@ interface RateRun {
   sent: number;
 }
 
-function rateRun(receivers: LinkOptions[], packets: number, sender: Partial<SenderOptions> = {}, settleMs = 2000): RateRun {
+function rateRun(receivers: LinkOptions[], packets: number, sender: Partial<SenderOptions> = {}, settleMs = 2000, seed = 5): RateRun {
   const img = new Uint8Array(packets * SYMBOL);
   const rnd = seededRandom(3);
   for (let i = 0; i < img.length; i++) img[i] = (rnd() * 256) | 0;
   const net = new SimNetwork(
     img,
     { sessionId: 1, symbolSize: SYMBOL, blockSymbols: 128, maxRateBps: 1e9, minReceivers: receivers.length, frameOverhead: 42 + NOMINAL - SYMBOL, ...sender },
-    { seed: 5, symbolScale: { simSymbolSize: SYMBOL, nominalSymbolSize: NOMINAL }, keepEvents: false },
+    { seed, symbolScale: { simSymbolSize: SYMBOL, nominalSymbolSize: NOMINAL }, keepEvents: false },
   );
   receivers.forEach((link, i) => net.addReceiver({ nodeId: 100 + i }, link));
   const rates: number[] = [];
@@ -147,14 +170,23 @@ test('a receiver that takes in only 300 Mbit/s: the rate settles just under it a
 });
 
 test('pure random loss (no receiver is slow): the rate does not come down', () => {
-  // Bursts in time (1 ms, about 16 packets), so that feedback, which is sparse, sees independent loss.
-  for (const loss of [{ rate: 0.01 }, { rate: 0.05 }, { rate: 0.01, burstMs: 1 }]) {
-    // 4 s at 200 Mbit/s: 16 reports from each receiver.
-    const { net, rates } = rateRun([{ loss }, { loss }], 60_000, { maxRateBps: 200e6 });
-    const atCeiling = rates.filter((r) => r === 200e6).length;
-    assert.ok(atCeiling >= rates.length * 0.8, `loss ${JSON.stringify(loss)}: ${atCeiling} of ${rates.length} samples at the ceiling`);
-    assert.equal(net.summary!.stats.rateBps, 200e6);
-    if (loss.rate === 0.01) assert.equal(net.summary!.stats.rateDecreases, 0);
+  // Bursts in time (1 ms, about 16 packets), so that feedback, which is sparse, sees independent loss. In bursts
+  // 1 % measures 0-3 % per report: before reports gave loss events, seeds 7 and 8 here took that for congestion.
+  const cases = [
+    { loss: { rate: 0.01 }, seeds: [5] },
+    { loss: { rate: 0.05 }, seeds: [5] },
+    { loss: { rate: 0.01, burstMs: 1 }, seeds: [1, 2, 3, 4, 5, 6, 7, 8] },
+  ];
+  for (const { loss, seeds } of cases) {
+    for (const seed of seeds) {
+      // 4 s at 200 Mbit/s: 16 reports from each receiver.
+      const { net, rates } = rateRun([{ loss }, { loss }], 60_000, { maxRateBps: 200e6 }, 2000, seed);
+      const atCeiling = rates.filter((r) => r === 200e6).length;
+      const what = `loss ${JSON.stringify(loss)}, seed ${seed}`;
+      assert.ok(atCeiling >= rates.length * 0.8, `${what}: ${atCeiling} of ${rates.length} samples at the ceiling`);
+      assert.equal(net.summary!.stats.rateBps, 200e6, what);
+      if (loss.rate === 0.01) assert.equal(net.summary!.stats.rateDecreases, 0, what);
+    }
   }
 });
 

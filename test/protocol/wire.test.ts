@@ -69,9 +69,9 @@ test('data, hashes, join, status, nack, ack, end round trips', () => {
     }),
   );
   fc.assert(
-    fc.property(u32, fc.constantFrom(0, 1, 2), u32, u32, fc.integer({ min: 0, max: 1_000_000 }), u32, fc.option(digest, { nil: null }), (nodeId, state, blocks, received, lossPpm, intervalMicros, dg) => {
-      const s = w.decodeStatus(w.encodeStatus(5, { nodeId, state, blocksComplete: blocks, echo: { timestamp: 1, delay: 2 }, received, lossPpm, intervalMicros, digest: dg }));
-      assert.deepEqual({ ...s, digest: s.digest && Array.from(s.digest) }, { nodeId, state, blocksComplete: blocks, echo: { timestamp: 1, delay: 2 }, received, lossPpm, intervalMicros, digest: dg && Array.from(dg) });
+    fc.property(u32, fc.constantFrom(0, 1, 2), u32, u32, fc.integer({ min: 0, max: 1_000_000 }), u16, u32, fc.option(digest, { nil: null }), (nodeId, state, blocks, received, lossPpm, lossEvents, intervalMicros, dg) => {
+      const s = w.decodeStatus(w.encodeStatus(5, { nodeId, state, blocksComplete: blocks, echo: { timestamp: 1, delay: 2 }, received, lossPpm, lossEvents, intervalMicros, digest: dg }));
+      assert.deepEqual({ ...s, digest: s.digest && Array.from(s.digest) }, { nodeId, state, blocksComplete: blocks, echo: { timestamp: 1, delay: 2 }, received, lossPpm, lossEvents, intervalMicros, digest: dg && Array.from(dg) });
     }),
   );
   const entry = fc.record({ block: u32, run: fc.integer({ min: 1, max: 0xffff }), need: u16, seen: u16, flags: fc.constantFrom(0, 1) });
