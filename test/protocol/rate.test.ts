@@ -56,6 +56,28 @@ test('loss in long runs needs more to count as congestion than as many single lo
   assert.equal(c.decreases, 1);
 });
 
+test('the same random loss at two receivers, a report lost: one decrease finds it is background, not one per report', () => {
+  // Both lose about 5 % at random. The decrease is for the one losing more (A); A's next report is lost (feedback
+  // crosses the same lossy links), so the decrease waits to be judged while B reports the same loss as before
+  // it. Slowing down did nothing for B: that is background, not a slower receiver. (It used to take the rate
+  // down again at each of B's reports.)
+  const c = new RateController({ maxBps: 200e6, minBps: 1e6, adaptive: true });
+  let minRate = c.rate;
+  let aReports = 0;
+  for (let i = 0; i < 40; i++) {
+    const node = i % 2;
+    const now = i * 125;
+    const loss = node === 0 ? 0.055 : 0.05;
+    if (node === 0 && c.decreases > 0 && aReports++ === 0) continue; // A's first report after the decrease is lost
+    const received = Math.round(((c.rate * 0.25) / 12000) * (1 - loss));
+    c.report(node, loss, received, now, c.rate * (1 - loss), Math.round((received * loss) / (1 - loss)));
+    minRate = Math.min(minRate, c.update(now, 250, c.rate));
+  }
+  assert.equal(c.decreases, 1);
+  assert.ok(minRate > 0.85 * 200e6, `rate fell to ${minRate / 1e6} Mbit/s`);
+  assert.equal(c.rate, 200e6);
+});
+
 test('a bottleneck below the ceiling: the rate lands just under it at once and holds there', () => {
   const { rates } = drive(300e6, 0, 10e9);
   // One report at 10 Gbit/s says what got through: the next rate is 95 % of it, not a fixed fraction of 10 G.
