@@ -48,6 +48,16 @@ export function rttFromEcho(nowMs: number, echo: Echo): number | null {
   return micros / 1000;
 }
 
+/** How long a receiver lets a block's symbols stop arriving before it asks for what it lacks (ms). */
+export function nackQuietMs(grttMs: number): number {
+  return Math.max(3, 2 * grttMs);
+}
+
+/** The window a receiver draws its request back-off from (ms): about four group round trips (NORM, RFC 5740). */
+export function nackBackoffWindowMs(grttMs: number): number {
+  return Math.min(500, Math.max(4, 4 * grttMs));
+}
+
 export function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
 }

@@ -3,7 +3,7 @@
 // symbols it still lacks per block, after a random back-off that lets one request cover many receivers.
 import { type BlockDecoder, type SolveJob, blockDecoder, canNeedSolve, symbolIdOf } from '../fec/scheme.js';
 import { openDatagram, type PacketProtector } from './crypto.js';
-import { type Transmit, type DropCounters, equalBytes, imageDigest, newDropCounters, microsOf, sha256 } from './common.js';
+import { type Transmit, type DropCounters, equalBytes, imageDigest, nackBackoffWindowMs, nackQuietMs, newDropCounters, microsOf, sha256 } from './common.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbolLength, sourceSymbols } from './geometry.js';
 import { MinHeap } from './heap.js';
 import {
@@ -700,23 +700,19 @@ export class Receiver {
 
   // ---- repair requests ---------------------------------------------------------------------------------------
 
-  private backoffWindow(): number {
-    return Math.min(500, Math.max(4, 4 * this.grttMs));
-  }
-
   /**
    * A random back-off in [0, window): truncated exponential in the group size (as NORM, RFC 5740), so that
    * among N receivers only a few draw an early time, and the sender's answer reaches the rest first.
    */
   private backoff(): number {
-    const window = this.backoffWindow();
+    const window = nackBackoffWindowMs(this.grttMs);
     const lambda = Math.log(this.groupSize) + 1;
     const x = this.random();
     return (window / lambda) * Math.log(1 + x * (Math.exp(lambda) - 1));
   }
 
   private quietMs(): number {
-    return Math.max(3, 2 * this.grttMs);
+    return nackQuietMs(this.grttMs);
   }
 
   private makeEligible(now: number, upTo: number): void {

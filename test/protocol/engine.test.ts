@@ -601,3 +601,29 @@ test('STATUS counts loss events: each run of missing sequence numbers is one, ho
   // A report without loss gives no events.
   assert.ok(reports.every((r) => r.lossPpm > 0 || r.lossEvents === 0));
 });
+
+test('the blocks that end the first pass carry parity unasked when receivers report loss, and none without loss', () => {
+  // 5 % of DATA lost: the last block's first transmission already plans parity (plannedEnd above k), so most
+  // often no request round is needed at the end. Without loss nothing extra is planned.
+  const lastBlockPlan = (lossEvery: number) => {
+    const img = image(64 * 1000 * 64, 5);
+    const sender = new Sender({ sessionId: 7, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0, maxRateBps: 50e6, adaptiveRate: false }, 0);
+    const receiver = new Receiver({ nodeId: 1 }, 0);
+    let plan = -1;
+    pair(img, sender, receiver, {
+      toReceiver: (d) => {
+        if (readHeader(d).type !== PacketType.Data) return true;
+        const data = decodeData(d);
+        if (data.block === 63 && plan < 0) plan = data.plannedEnd;
+        return lossEvery === 0 || data.seq % lossEvery !== 7;
+      },
+    });
+    assert.ok(receiver.isComplete, 'the receiver completed');
+    return { plan, parity: sender.getStats().parityPackets };
+  };
+  const lossy = lastBlockPlan(20);
+  assert.ok(lossy.plan > 64 && lossy.plan <= 64 + 10, `last block planned to ${lossy.plan}`);
+  const clean = lastBlockPlan(0);
+  assert.equal(clean.plan, 64);
+  assert.equal(clean.parity, 0);
+});
