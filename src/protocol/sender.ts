@@ -1045,13 +1045,15 @@ export class Sender {
 
   /**
    * The first pass ends before a request for block b could come back: what is left of it after b takes less than
-   * a request round (a receiver's quiet time, its back-off window, and one group round trip) at the current rate.
+   * a request round (a receiver's quiet time, its back-off window, and one group round trip) at the rate the
+   * sender achieves (under an "unlimited" ceiling far less than the pacer's).
    */
   private endsFirstPass(b: number): boolean {
     const g = this.geometry;
     const symbolsAfter = Math.ceil(Math.max(0, g.imageSize - (b + 1) * g.blockBytes) / g.symbolSize);
     const roundMs = nackQuietMs(this.grttMs) + nackBackoffWindowMs(this.grttMs) + this.grttMs;
-    return (symbolsAfter * this.dataFrameBits * 1000) / this.pacer.bitsPerSecond < roundMs;
+    const bps = this.sentBps > 0 ? Math.min(this.sentBps, this.pacer.bitsPerSecond) : this.pacer.bitsPerSecond;
+    return (symbolsAfter * this.dataFrameBits * 1000) / bps < roundMs;
   }
 
   /**
