@@ -351,9 +351,6 @@ export class Sender {
       drops: newDropCounters(),
     };
     if (this.opts.autoStart) this.start(now);
-    // The first blocks are read (and hashed) while receivers join, so the first data follows the start at once
-    // (3-5 ms sooner on the test LAN).
-    else this.requestReadAhead();
   }
 
   // ---- public API ------------------------------------------------------------------------------------------

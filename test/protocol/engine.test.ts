@@ -627,12 +627,3 @@ test('the blocks that end the first pass carry parity unasked when receivers rep
   assert.equal(clean.plan, 64);
   assert.equal(clean.parity, 0);
 });
-
-test('while it waits for receivers the sender already asks for its first blocks, so data follows the start at once', () => {
-  const sender = new Sender({ sessionId: 8, imageSize: 64 * 1000 * 10, symbolSize: 1000, blockSymbols: 64, minReceivers: 2 }, 0);
-  const asked: number[] = [];
-  let e;
-  while ((e = sender.pollEvent())) if (e.type === 'need-block') asked.push(e.block);
-  assert.ok(asked.length > 0 && asked[0] === 0, `asked for ${JSON.stringify(asked)}`);
-  assert.equal(sender.getStats().phase, 'waiting');
-});
