@@ -313,7 +313,6 @@ export class RateController {
     const r = this.receivers.get(trial.node);
     // Judge only reports that cover time after the decrease (one interval later), with enough packets.
     const fresh = (x: ReceiverLoss) => x.at >= trial.freshFrom && x.samples >= MIN_SAMPLES;
-    const fell = (x: ReceiverLoss, before: LossBefore) => this.fell(x, before);
     if (r && !fresh(r) && ++trial.waited < 6) return;
     // The others that lost more than their background get an interval longer to report on the decrease too.
     for (const node of trial.before.keys()) {
@@ -322,7 +321,7 @@ export class RateController {
     }
     const before = trial.before.get(trial.node)!;
     let kept = false;
-    if (r && fresh(r) && fell(r, before)) {
+    if (r && fresh(r) && this.fell(r, before)) {
       // Congestion eases as soon as the rate is under the bottleneck: at least half the excess goes.
       kept = before.loss - r.loss >= before.excess / 2;
       if (!kept && trial.unconvinced++ === 0) {
@@ -340,7 +339,7 @@ export class RateController {
     // whose loss did not fall at all lose it anyway (one trial learns the background of many receivers).
     for (const [node, lost] of trial.before) {
       const x = this.receivers.get(node);
-      if (x && fresh(x) && !fell(x, lost)) {
+      if (x && fresh(x) && !this.fell(x, lost)) {
         x.baseline = Math.max(x.baseline, x.loss);
         x.excess = 0;
         x.streak = 0;
