@@ -133,6 +133,8 @@ const SEARCH_STEP = 0.01;
 const GONE = 1.1;
 /** Weight of each report below the learnt background loss in unlearning it. */
 const BACKGROUND_GAIN = 0.1;
+/** Report-to-report changes seen before they, rather than the runs the losses came in, say how much a figure varies. */
+const STEADY_SWINGS = 3;
 /** Growth per interval while no bottleneck is known. */
 const FAST_GROWTH = 1.25;
 
@@ -242,7 +244,14 @@ export class RateController {
    * independent figures is 1.13 standard deviations).
    */
   private noise(r: ReceiverLoss): number {
-    return Math.max(lossNoise(r.loss, r.samples, r.runLength), (3 * r.swing) / 1.13);
+    const observed = (3 * r.swing) / 1.13;
+    let runs = lossNoise(r.loss, r.samples, r.runLength);
+    // A receiver that drops whatever arrives while its disk catches up loses 80 % in runs of hundreds: from the
+    // runs alone its figures might be off by 70 points, and that loss never counted though report after report
+    // showed it. Once a large loss has held steady, its steadiness is the better measure. (Not for moderate
+    // loss: bursts of random loss then took the rate down for nothing in 4 of 5 simulator seeds at 5 %.)
+    if (r.loss > LARGE_EXCESS && r.swings >= STEADY_SWINGS) runs = Math.min(runs, observed);
+    return Math.max(lossNoise(r.loss, r.samples), runs, observed);
   }
 
   /** The receiver's loss has fallen from what it lost before a decrease, by more than its noise. */

@@ -51,6 +51,26 @@ test('loss in long runs needs more to count as congestion than as many single lo
   assert.equal(decide(0), 1);
 });
 
+test('a large loss that holds steady report after report counts, however long its runs', () => {
+  // A receiver that drops whatever arrives while its disk catches up: 75-81 % of 500 Mbit/s lost in 3-4 runs of
+  // hundreds per report. From the runs alone a figure might be off by 70 points; report after report says it
+  // is not. It did not count within 12 reports (3 s); now at the fourth, once three changes between reports show
+  // it steady (in the simulator it had counted only when two reports in a row happened to clear the noise).
+  const c = new RateController({ maxBps: 500e6, minBps: 1e6, adaptive: true });
+  const losses = [0.77, 0.8, 0.78, 0.81, 0.75, 0.8, 0.79, 0.77];
+  let reports = 0;
+  for (const loss of losses) {
+    const samples = 650;
+    c.report(1, loss, samples, reports * 250, (samples * 1500 * 8) / 0.25, 3);
+    c.update(reports * 250, 250, 500e6);
+    reports++;
+    if (c.decreases > 0) break;
+  }
+  assert.equal(c.decreases, 1);
+  assert.ok(reports <= 4, `counted at report ${reports}`);
+  assert.ok(c.rate < 0.25 * 500e6, `rate ${c.rate}`);
+});
+
 test('the same random loss at two receivers, a report lost: one decrease finds it is background, not one per report', () => {
   // Both lose about 5 % at random. The decrease is for the one losing more (A); A's next report is lost (feedback
   // crosses the same lossy links), so the decrease waits to be judged while B reports the same loss as before
