@@ -65,6 +65,12 @@ export interface LinkOptions {
   dieAtMs?: number;
   /** The receiving process cannot take in datagrams faster than this (its CPU), see IntakeOptions. */
   intake?: IntakeOptions;
+  /**
+   * This host writes the image out at this rate (bits/s of image bytes; a disk slower than the network): each
+   * block goes back to its engine (recycleBlock) once written, blocks one after another. Without it a block
+   * goes back at once, and only to an engine with a maxUnwrittenBytes limit.
+   */
+  diskBps?: number;
 }
 
 /**
@@ -263,6 +269,11 @@ export interface SimHost<E> {
 export interface SimReceiver extends SimHost<Receiver> {
   options: ReceiverOptions;
   events: ReceiverEvent[];
+  /** When its disk has written what it was given (LinkOptions.diskBps). */
+  diskFreeAt: number;
+  /** Image bytes its engine handed out that its disk has not written yet, now and at most (diskBps only). */
+  writeBacklog: number;
+  maxWriteBacklog: number;
 }
 
 // Event kinds in the queue.
@@ -1231,6 +1242,9 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
       ...this.newHost(index, link),
       options: { ...options, random: seededRandom(this.options.seed * 7919 + index) },
       events: [],
+      diskFreeAt: 0,
+      writeBacklog: 0,
+      maxWriteBacklog: 0,
     };
     return this.addHost(host);
   }
@@ -1266,11 +1280,30 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
     }
   }
 
+  /** A written block's buffer goes back to the engine: once the host's disk has written it, else at once. */
+  private giveBack(r: SimReceiver, data: Uint8Array): void {
+    const engine = r.engine!;
+    const bps = r.link.diskBps;
+    if (!bps) {
+      if (r.options.maxUnwrittenBytes != null) engine.recycleBlock(data);
+      return;
+    }
+    r.writeBacklog += data.length;
+    r.maxWriteBacklog = Math.max(r.maxWriteBacklog, r.writeBacklog);
+    r.diskFreeAt = Math.max(this.now, r.diskFreeAt) + (data.length * 8 * 1000) / bps;
+    this.receiverWorkAt(r.index, r.diskFreeAt, () => {
+      r.writeBacklog -= data.length;
+      engine.recycleBlock(data);
+    });
+  }
+
   protected drainReceiver(r: SimReceiver): void {
     let e: ReceiverEvent | undefined;
     while ((e = r.engine!.pollEvent())) {
-      if (e.type === 'block') this.writeOutput(r, e.offset, e.data);
-      else if (e.type === 'need-decode') {
+      if (e.type === 'block') {
+        this.writeOutput(r, e.offset, e.data);
+        this.giveBack(r, e.data);
+      } else if (e.type === 'need-decode') {
         const { block, job } = e;
         const engine = r.engine!;
         const solve = (): void => engine.supplyDecoded(this.now, block, solveBlock(job));

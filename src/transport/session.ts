@@ -187,6 +187,12 @@ async function openDisk(path: string): Promise<fs.FileHandle> {
 // Small, so that little is left for the final fsync: receivers finishing together on one disk (the test LAN)
 // were seen to spend 0.15-0.25 s flushing their last 32 MiB each.
 export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
+/**
+ * Verified blocks waiting for the disk, at most (ReceiverOptions.maxUnwrittenBytes): beyond the kernel's own
+ * write cache (vm.dirty_ratio, a fifth of memory by default), so a disk a little slower than the network costs
+ * nobody anything, and one far slower slows the session instead of filling this machine's memory.
+ */
+export const MAX_UNWRITTEN_BYTES = 256 * 1024 * 1024;
 
 /**
  * Write-behind: flushes the output to disk in the background (fdatasync on the libuv pool, one at a time)
@@ -304,6 +310,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       idleTimeoutMs: opts.idleTimeoutMs,
       // A RaptorQ solve would stall reading, timers and replies: it runs on the FEC thread.
       asyncDecode: true,
+      maxUnwrittenBytes: MAX_UNWRITTEN_BYTES,
     },
     clock(),
   );

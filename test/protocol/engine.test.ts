@@ -297,6 +297,31 @@ test('slow-client handling: at a rate held at the minimum, receivers with random
   assertAllExact(net, img);
 });
 
+test('a receiver whose disk is slower than the network: what it has not written stays bounded, the sender slows to its disk', () => {
+  // 12 MB at 100 Mbit/s, one receiver writing at 20: without a limit it holds 9.5 MB it has not written yet
+  // (for an OS image at 500 Mbit/s and 40 MB/s, gigabytes).
+  const disk = (maxUnwrittenBytes: number | null) => {
+    const img = image(12_000_000, 1);
+    const net = new SimNetwork(img, { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 100e6, minReceivers: 3 }, { seed: 1 });
+    const links = [{}, { diskBps: 20e6 }, { loss: { rate: 0.01 } }];
+    links.forEach((link, i) => net.addReceiver({ nodeId: 1000 + i, name: `r${i}`, maxUnwrittenBytes }, link));
+    net.run(600_000);
+    return { net, img, slow: net.receivers[1]! };
+  };
+  const unlimited = disk(null);
+  assertAllExact(unlimited.net, unlimited.img);
+  assert.ok(unlimited.slow.maxWriteBacklog > 8e6, `without a limit: ${unlimited.slow.maxWriteBacklog} bytes held`);
+
+  const { net, img, slow } = disk(1_000_000);
+  assertAllExact(net, img);
+  // Over the limit by at most the blocks one datagram completes (a digest packet can verify a few at once).
+  assert.ok(slow.maxWriteBacklog <= 1_000_000 + 4 * 64_000, `held ${slow.maxWriteBacklog} bytes`);
+  assert.ok(slow.engine!.getStats().unwrittenDrops > 0);
+  // The receiver's loss told the sender where the bottleneck is: it ends near the disk's 20 Mbit/s.
+  const s = net.summary!.stats;
+  assert.ok(s.rateDecreases >= 1 && s.rateBps < 35e6, `final rate ${s.rateBps}, decreases ${s.rateDecreases}`);
+});
+
 test('an application can drop a receiver; it is told why and the others go on', () => {
   const img = image(2_000_000);
   const net = new SimNetwork(img, { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 20e6, minReceivers: 2 }, { seed: 1 });
