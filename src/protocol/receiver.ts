@@ -269,9 +269,9 @@ export class Receiver {
   }
 
   /**
-   * Hands back the buffer of a `block` event once the application is done with it (written out): the next
-   * block is assembled into it instead of into fresh memory, whose first touch costs more than the copy.
-   * Optional unless maxUnwrittenBytes is set; anything else is ignored.
+   * Hands back the buffer of a `block` event (the same Uint8Array) once the application is done with it (written
+   * out): the next block is assembled into it instead of into fresh memory, whose first touch costs more than
+   * the copy. Optional unless maxUnwrittenBytes is set; anything else is ignored.
    */
   recycleBlock(data: Uint8Array): void {
     if (this.unwritten.delete(data)) this.unwrittenBytes -= data.length;
