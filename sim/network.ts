@@ -1297,6 +1297,12 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
     });
   }
 
+  /** Runs `work` once the host's disk has written all it was given (at once without a disk model). */
+  private afterWrites(r: SimReceiver, work: () => void): void {
+    if (r.link.diskBps && r.diskFreeAt > this.now) this.receiverWorkAt(r.index, r.diskFreeAt, work);
+    else work();
+  }
+
   protected drainReceiver(r: SimReceiver): void {
     let e: ReceiverEvent | undefined;
     while ((e = r.engine!.pollEvent())) {
@@ -1311,7 +1317,10 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
         if (delay > 0) this.receiverWorkAt(r.index, this.now + delay, solve);
         else solve();
       }
-      else if (e.type === 'complete') this.settle(r, 'complete', null);
+      else if (e.type === 'complete') {
+        this.settle(r, 'complete', null);
+        if (r.options.confirmWhenWritten) this.afterWrites(r, () => r.engine!.written(this.now));
+      }
       else if (e.type === 'failed') this.settle(r, 'failed', `${e.reason}: ${e.message}`);
       if (this.keepEvents) r.events.push(e);
     }

@@ -69,6 +69,13 @@ export interface ReceiverOptions {
    * holds the difference in memory: 70 MB per 200 MiB at 40 MB/s against 500 Mbit/s, gigabytes for an OS image.
    */
   maxUnwrittenBytes?: number | null;
+  /**
+   * Tell the sender the image is complete only once the application says it is written out (written()), not as
+   * soon as every block is verified (default false). Until then this receiver's reports say it holds every block
+   * and is still receiving, so the sender's "completed" means the image is on this machine's disk: a disk
+   * failing in the final flush leaves the receiver failed in the sender's summary too.
+   */
+  confirmWhenWritten?: boolean;
 }
 
 export type FailureReason = 'rejected' | 'dropped' | 'ended' | 'timeout' | 'hash-mismatch' | 'too-large' | 'aborted';
@@ -171,6 +178,8 @@ export class Receiver {
   private joinTries = 0;
   private lastJoinAt = -Infinity;
   private confirmTries = 0;
+  /** The application has written the image out (written()), or it did not ask to be waited for. */
+  private imageWritten: boolean;
   private intervalReceived = 0;
   /** Gaps in the sequence numbers this interval: each run of missing datagrams is one loss event. */
   private intervalLossEvents = 0;
@@ -194,6 +203,7 @@ export class Receiver {
     now: number,
   ) {
     this.sessionId = opts.sessionId ?? null;
+    this.imageWritten = !opts.confirmWhenWritten;
     this.startedAt = now;
     this.random = opts.random ?? Math.random;
     if (opts.expectedDigest) this.digest = opts.expectedDigest;
@@ -318,7 +328,11 @@ export class Receiver {
     }
     if (now >= this.nextJoinAt) this.sendJoin(now);
     if (now >= this.nextStatusAt) {
-      if (this.stage === 'complete') {
+      if (this.stage === 'complete' && !this.imageWritten) {
+        // Still writing: every block held, nothing more to take in, alive.
+        this.sendStatus(now, ReceiverState.Receiving);
+        this.nextStatusAt = now + this.statusIntervalMs * (0.9 + 0.2 * this.random());
+      } else if (this.stage === 'complete') {
         this.sendStatus(now, ReceiverState.Complete);
         if (++this.confirmTries >= CONFIRM_TRIES) {
           this.close(false);
@@ -717,6 +731,18 @@ export class Receiver {
     this.nextJoinAt = Infinity;
     this.schedule.clear();
     this.events.push({ type: 'complete', digest });
+    if (this.imageWritten) this.confirm(now);
+    else this.nextStatusAt = now;
+  }
+
+  /** With confirmWhenWritten: the application has written the image out (flushed); the sender is told now. */
+  written(now: number): void {
+    if (this.imageWritten) return;
+    this.imageWritten = true;
+    if (this.stage === 'complete') this.confirm(now);
+  }
+
+  private confirm(now: number): void {
     this.confirmTries = 0;
     this.sendStatus(now, ReceiverState.Complete);
     this.nextStatusAt = now + 50;

@@ -580,7 +580,8 @@ export class Sender {
     }
     if (s.state === ReceiverState.Receiving && r.outcome === 'active') {
       r.lossPpm = s.lossPpm;
-      if (this.judgeReceiverRate(now, r, s.received)) return;
+      // One holding every block takes nothing in while it writes the image out (confirmWhenWritten): not slow.
+      if (s.blocksComplete < this.geometry.blockCount && this.judgeReceiverRate(now, r, s.received)) return;
       if (s.received > 0) this.rate.report(r.nodeId, s.lossPpm / 1e6, s.received, now, this.intakeRate(now, previousStatusAt, s), s.lossEvents);
       const allowed = this.rate.update(now, this.statusIntervalMs(), this.sentBps);
       this.pacer.setRate(this.opts.adaptiveRate ? allowed * this.queueGuard.factor : allowed, now);

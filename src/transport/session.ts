@@ -311,6 +311,8 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       // A RaptorQ solve would stall reading, timers and replies: it runs on the FEC thread.
       asyncDecode: true,
       maxUnwrittenBytes: MAX_UNWRITTEN_BYTES,
+      // The sender's summary says "completed" once the image is on this disk, not merely verified in memory.
+      confirmWhenWritten: true,
     },
     clock(),
   );
@@ -435,7 +437,10 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
               fh = null;
               if (!device) await fs.rename(partPath, finalPath);
             })();
-            finalizing.catch(ioFailure('cannot finish the output'));
+            finalizing.then(() => {
+              receiver.written(clock());
+              loop.schedulePump();
+            }, ioFailure('cannot finish the output'));
             break;
           case 'closed': {
             const confirmed = e.confirmed;

@@ -322,6 +322,24 @@ test('a receiver whose disk is slower than the network: what it has not written 
   assert.ok(s.rateDecreases >= 1 && s.rateBps < 35e6, `final rate ${s.rateBps}, decreases ${s.rateDecreases}`);
 });
 
+test('confirmWhenWritten: the sender counts a receiver complete once its disk has written the image, not when it verified it', () => {
+  // 6 MB at 100 Mbit/s; one receiver's disk writes 20 Mbit/s, so it verifies the image about 2 s before its disk
+  // has it. Its memory is not bounded here (maxUnwrittenBytes null): the point is what the sender records.
+  const img = image(6_000_000, 1);
+  const net = new SimNetwork(img, { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 100e6, minReceivers: 2 }, { seed: 1 });
+  net.addReceiver({ nodeId: 1000, name: 'r0', confirmWhenWritten: true }, {});
+  net.addReceiver({ nodeId: 1001, name: 'r1', confirmWhenWritten: true }, { diskBps: 20e6 });
+  net.run(600_000);
+  assertAllExact(net, img);
+  const [fast, slow] = net.receivers;
+  const recordOf = (nodeId: number) => net.summary!.receivers.find((r) => r.nodeId === nodeId)!;
+  // Verified at about the same time; the slow disk's image was on disk about 2 s later, and only then confirmed.
+  assert.ok(Math.abs(slow!.completedAt! - fast!.completedAt!) < 50, `verified at ${fast!.completedAt} and ${slow!.completedAt}`);
+  assert.ok(slow!.diskFreeAt > slow!.completedAt! + 1500, `written at ${slow!.diskFreeAt}`);
+  assert.ok(recordOf(1001).completedAt! >= slow!.diskFreeAt, `confirmed at ${recordOf(1001).completedAt}, written at ${slow!.diskFreeAt}`);
+  assert.ok(recordOf(1000).completedAt! < slow!.diskFreeAt - 1500);
+});
+
 test('an application can drop a receiver; it is told why and the others go on', () => {
   const img = image(2_000_000);
   const net = new SimNetwork(img, { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 20e6, minReceivers: 2 }, { seed: 1 });
