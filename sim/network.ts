@@ -1291,7 +1291,7 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
     r.writeBacklog += data.length;
     r.maxWriteBacklog = Math.max(r.maxWriteBacklog, r.writeBacklog);
     r.diskFreeAt = Math.max(this.now, r.diskFreeAt) + (data.length * 8 * 1000) / bps;
-    this.receiverWorkAt(r.index, r.diskFreeAt, () => {
+    this.afterWrites(r, () => {
       r.writeBacklog -= data.length;
       engine.recycleBlock(data);
     });
