@@ -35,7 +35,7 @@ for (const kernel of kernels) {
       const m = Math.max(1, Math.round(loss * k));
       const { parityIds, ids, symbols } = rsLossCase(codec, block, m);
       const got = codec.decode(ids, symbols);
-      if (!got.every((v, i) => v === block[i])) throw new Error(`decode mismatch: kernel=${kernel} k=${k} m=${m}`);
+      if (!got?.every((v, i) => v === block[i])) throw new Error(`decode mismatch: kernel=${kernel} k=${k} m=${m}`);
       const enc = rate(() => codec.encode(block, parityIds));
       const dec = rate(() => codec.decode(ids, symbols));
       const row: Row = {

@@ -214,7 +214,6 @@ export function runScenario(s: Scenario, policy: Policy): RunHandle {
       const st = f.sender.getStats();
       return {
         parityPackets: st.parityPackets,
-        repeatedSourcePackets: st.repeatedSourcePackets,
         nackEntries: st.nackEntries,
         rateDecreases: st.rateDecreases,
         finalRateMbps: st.rateBps / scale / 1e6,

@@ -153,7 +153,7 @@ function report(summary: SenderSummary, json: boolean, quiet: boolean): void {
     datagramBytes: s.datagramBytes,
     wireBytes: s.wireBytes,
     wirePerImage: summary.imageSize > 0 ? s.wireBytes / summary.imageSize : null,
-    packets: { source: s.sourcePackets, parity: s.parityPackets, repeatedSource: s.repeatedSourcePackets, control: s.controlPackets, feedback: s.feedbackPackets },
+    packets: { source: s.sourcePackets, parity: s.parityPackets, control: s.controlPackets, feedback: s.feedbackPackets },
     finalRateBps: s.rateBps,
     rateDecreases: s.rateDecreases,
     queueDrains: s.queueDrains,

@@ -1,14 +1,17 @@
 // The FEC schemes the wire protocol can carry, behind one block-level interface, so the sender and the
 // receiver handle a block the same way whatever code protects it. See docs/fec.md and docs/protocol.md.
 
-import { getCodec, MAX_SYMBOL_ID } from './index.js';
+import { getCodec, MAX_BLOCK_SYMBOLS, MAX_SYMBOL_ID } from './index.js';
 import { decodeMissing } from './raptorq/decoder.js';
 import { MAX_ESI, RaptorQEncoder } from './raptorq/index.js';
 import { checkBlockShape, raptorqParams } from './raptorq/params.js';
 
 /** Wire values (ANNOUNCE byte 14). */
 export enum FecScheme {
-  /** Systematic Cauchy Reed-Solomon over GF(2^8): k <= 255, 256 symbol ids per block, any k of them decode. */
+  /**
+   * Systematic Cauchy Reed-Solomon over GF(2^8): k <= 255; ids 0..255 are MDS (any k of them decode), ids
+   * 256..65535 pseudo-random combinations for a block that needs more (k of them almost always decode).
+   */
   ReedSolomon = 0,
   /** RaptorQ (RFC 6330): blocks of thousands of symbols, repair symbols without limit (ids up to 2^16 - 1 here). */
   RaptorQ = 1,
@@ -54,7 +57,7 @@ export function parseFecScheme(name: string): FecScheme {
 
 /** Largest number of source symbols in one block. */
 export function maxBlockSymbols(scheme: FecScheme): number {
-  return scheme === FecScheme.RaptorQ ? MAX_RAPTORQ_SYMBOLS : MAX_SYMBOL_ID;
+  return scheme === FecScheme.RaptorQ ? MAX_RAPTORQ_SYMBOLS : MAX_BLOCK_SYMBOLS;
 }
 
 /** Source symbols per block unless told otherwise: RaptorQ 4096, fewer (a power of two) for symbols over 6 KiB. */
@@ -63,14 +66,6 @@ export function defaultBlockSymbols(scheme: FecScheme, symbolSize: number): numb
   let k = DEFAULT_RAPTORQ_SYMBOLS;
   while (k > 256 && k * symbolSize > RAPTORQ_BLOCK_BYTES_TARGET) k /= 2;
   return k;
-}
-
-/**
- * Symbol id carried by transmission number tsn. Reed-Solomon has 256 ids per block: they are used in order,
- * then cycled (source ids first). RaptorQ has ids to spare: the id is the transmission number.
- */
-export function symbolIdOf(scheme: FecScheme, tsn: number): number {
-  return scheme === FecScheme.RaptorQ ? tsn : tsn % (MAX_SYMBOL_ID + 1);
 }
 
 /** Makes repair symbols of one block (k source symbols of symbolSize bytes, the last one zero-padded). */
@@ -152,22 +147,26 @@ function placeSource(block: Uint8Array, id: number, symbol: Uint8Array, symbolSi
 }
 
 class ReedSolomonBlockDecoder implements BlockDecoder {
-  /** Ids held (at most k), and for repair ids their copied symbols (source symbols live in the block). */
+  /** Ids held, and for repair ids their copied symbols (source symbols live in the block). */
   private readonly ids: number[] = [];
   private readonly repairs = new Map<number, Uint8Array>();
-  private readonly have = new Uint8Array(MAX_SYMBOL_ID + 1);
+  private readonly have = new Set<number>();
+  /** Symbols decoding needs: k, then one more than held after an attempt whose extension symbols were dependent. */
+  private target: number;
   repaired = false;
 
   constructor(
     private readonly k: number,
     private readonly symbolSize: number,
     private readonly block: Uint8Array,
-  ) {}
+  ) {
+    this.target = k;
+  }
 
   add(id: number, symbol: Uint8Array): boolean {
     checkSymbol(id, symbol, this.k, this.symbolSize, MAX_SYMBOL_ID);
-    if (this.have[id] || this.ids.length >= this.k) return false;
-    this.have[id] = 1;
+    if (this.have.has(id) || this.ids.length >= this.target) return false;
+    this.have.add(id);
     this.ids.push(id);
     if (id < this.k) placeSource(this.block, id, symbol, this.symbolSize);
     else this.repairs.set(id, Uint8Array.prototype.slice.call(symbol));
@@ -179,16 +178,19 @@ class ReedSolomonBlockDecoder implements BlockDecoder {
   }
 
   get missing(): number {
-    return this.k - this.ids.length;
+    return this.target - this.ids.length;
   }
 
   decode(): Uint8Array | null {
     const { k, symbolSize: L, block } = this;
-    if (this.ids.length < k) return null;
-    if (this.repairs.size > 0) {
-      this.repaired = true;
+    if (this.ids.length < this.target) return null;
+    if (this.ids.length - this.repairs.size < k) {
       const symbols = this.ids.map((id) => (id < k ? block.subarray(id * L, (id + 1) * L) : this.repairs.get(id)!));
-      getCodec(k, L).decodeInto(this.ids, symbols, block);
+      if (!getCodec(k, L).decodeInto(this.ids, symbols, block)) {
+        this.target = this.ids.length + 1;
+        return null;
+      }
+      this.repaired = true;
       this.repairs.clear();
     }
     return block;

@@ -1,7 +1,7 @@
 // The receiver's state machine (sans-IO). It gathers symbols per block, decodes a block as soon as it holds
 // any k of them, verifies it against its digest and hands it out; it asks the sender for the number of
 // symbols it still lacks per block, after a random back-off that lets one request cover many receivers.
-import { type BlockDecoder, type SolveJob, blockDecoder, canNeedSolve, symbolIdOf } from '../fec/scheme.js';
+import { type BlockDecoder, type SolveJob, blockDecoder, canNeedSolve } from '../fec/scheme.js';
 import { openDatagram, type PacketProtector } from './crypto.js';
 import { type Transmit, type DropCounters, equalBytes, imageDigest, nackBackoffWindowMs, nackQuietMs, newDropCounters, microsOf, sha256 } from './common.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbolLength, sourceSymbols } from './geometry.js';
@@ -584,7 +584,7 @@ export class Receiver {
     if (d.block >= g.blockCount) throw new WireError(`data for block ${d.block} of ${g.blockCount}`);
     const b = d.block;
     const k = sourceSymbols(g, b);
-    const id = symbolIdOf(g.fec, d.tsn);
+    const id = d.tsn; // the transmission number is the symbol id
     // A first-pass source symbol of block b means every earlier block had its first pass.
     if (d.tsn < k) this.makeEligible(now, b);
     if (this.blockState[b] !== EMPTY) {

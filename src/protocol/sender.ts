@@ -1,6 +1,6 @@
 // The sender's state machine (sans-IO): fed datagrams, block data and the time; yields datagrams, timer
 // deadlines and events. See docs/protocol.md for the rules implemented here.
-import { type BlockEncoder, DEFAULT_FEC_SCHEME, FEC_SCHEME_NAMES, type FecScheme, blockEncoder, defaultBlockSymbols, symbolIdOf } from '../fec/scheme.js';
+import { type BlockEncoder, DEFAULT_FEC_SCHEME, FEC_SCHEME_NAMES, type FecScheme, blockEncoder, defaultBlockSymbols } from '../fec/scheme.js';
 import { SEAL_OVERHEAD, openDatagram, type PacketProtector } from './crypto.js';
 import { type Geometry, blockLength, makeGeometry, sourceSymbols } from './geometry.js';
 import { Pacer, QueueGuard, RateController, UNLIMITED_BPS } from './rate.js';
@@ -110,7 +110,6 @@ export interface SenderStats {
   endedAt: number | null;
   sourcePackets: number;
   parityPackets: number;
-  repeatedSourcePackets: number;
   controlPackets: number;
   /** UDP payload bytes sent. */
   datagramBytes: number;
@@ -216,7 +215,7 @@ export class Sender {
   private nextEndAt = 0;
   private finished = false;
 
-  // Per block: transmissions sent and planned (transmission number tsn maps to a symbol id), last send time.
+  // Per block: transmissions sent and planned (transmission number tsn = symbol id), last send time.
   private readonly sentEnd: Uint16Array;
   private readonly plannedEnd: Uint16Array;
   private readonly lastSend: Float64Array;
@@ -342,7 +341,6 @@ export class Sender {
       endedAt: null,
       sourcePackets: 0,
       parityPackets: 0,
-      repeatedSourcePackets: 0,
       controlPackets: 0,
       datagramBytes: 0,
       wireBytes: 0,
@@ -1103,8 +1101,7 @@ export class Sender {
 
   private buildData(now: number, b: number): Transmit {
     const g = this.geometry;
-    const tsn = this.sentEnd[b]!;
-    const id = symbolIdOf(g.fec, tsn);
+    const id = this.sentEnd[b]!;
     const k = sourceSymbols(g, b);
     // (Absent only when the symbol is parity already made: readiness() saw to it.)
     const data = this.cache.get(b)!;
@@ -1112,15 +1109,14 @@ export class Sender {
     if (id < k) {
       const length = Math.min(g.symbolSize, blockLength(g, b) - id * g.symbolSize);
       payload = data.subarray(id * g.symbolSize, id * g.symbolSize + length);
-      if (tsn < k) this.stats.sourcePackets++;
-      else this.stats.repeatedSourcePackets++;
+      this.stats.sourcePackets++;
     } else {
-      payload = this.paritySymbol(b, id, tsn, k, data);
+      payload = this.paritySymbol(b, id, k, data);
       this.stats.parityPackets++;
     }
-    this.sentEnd[b] = tsn + 1;
+    this.sentEnd[b] = id + 1;
     this.lastSend[b] = now;
-    const header = encodeDataHeader(this.opts.sessionId, this.seq++, b, tsn, this.plannedEnd[b]!);
+    const header = encodeDataHeader(this.opts.sessionId, this.seq++, b, id, this.plannedEnd[b]!);
     const parts = this.opts.protector ? [this.opts.protector.seal([header, payload])] : [header, payload];
     let bytes = 0;
     for (const p of parts) bytes += p.length;
@@ -1130,14 +1126,14 @@ export class Sender {
   }
 
   /** Parity symbol `id` of block b, computing all parity of the planned burst in one codec call. */
-  private paritySymbol(b: number, id: number, tsn: number, k: number, data: Uint8Array): Uint8Array {
+  private paritySymbol(b: number, id: number, k: number, data: Uint8Array): Uint8Array {
     let symbols = this.parity.get(b);
     const cached = symbols?.get(id);
     if (cached) {
       symbols!.delete(id);
       return cached;
     }
-    const { ids } = this.plannedParity(b, tsn, k);
+    const { ids } = this.plannedParity(b, id, k);
     const out = this.encoderFor(b, k, data).repair(ids);
     if (!symbols) {
       symbols = new Map();
@@ -1147,19 +1143,11 @@ export class Sender {
     return out[0]!;
   }
 
-  /** The distinct parity ids planned for block b from transmission tsn on (at most 256), and where they end. */
+  /** The parity ids planned for block b from transmission tsn on (at most 256 at a time), and where they end. */
   private plannedParity(b: number, tsn: number, k: number): { ids: number[]; end: number } {
-    const fec = this.geometry.fec;
     const ids: number[] = [];
-    const seen = new Set<number>();
-    let t = tsn;
-    for (; t < this.plannedEnd[b]! && ids.length < 256; t++) {
-      const sid = symbolIdOf(fec, t);
-      if (sid >= k && !seen.has(sid)) {
-        seen.add(sid);
-        ids.push(sid);
-      }
-    }
+    let t = Math.max(tsn, k);
+    for (; t < this.plannedEnd[b]! && ids.length < 256; t++) ids.push(t);
     return { ids, end: t };
   }
 
@@ -1169,11 +1157,10 @@ export class Sender {
    * Parity symbols already made go out without the block.
    */
   private readiness(b: number): Ready {
-    const tsn = this.sentEnd[b]!;
+    const tsn = this.sentEnd[b]!; // the next symbol id
     const k = sourceSymbols(this.geometry, b);
-    const id = symbolIdOf(this.geometry.fec, tsn);
-    if (id >= k) {
-      if (this.parity.get(b)?.has(id)) return Ready.Now;
+    if (tsn >= k) {
+      if (this.parity.get(b)?.has(tsn)) return Ready.Now;
       if (this.opts.asyncParity && this.parityAwaited.has(b) && (this.parityAskedEnd.get(b) ?? 0) > tsn) return Ready.AfterParity;
     }
     const data = this.cache.get(b);
@@ -1181,7 +1168,7 @@ export class Sender {
       this.request(b);
       return Ready.AfterRead;
     }
-    if (id < k || !this.opts.asyncParity) return Ready.Now;
+    if (tsn < k || !this.opts.asyncParity) return Ready.Now;
     const { ids, end } = this.plannedParity(b, tsn, k);
     this.parityAskedEnd.set(b, end);
     this.parityAwaited.add(b);

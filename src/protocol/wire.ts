@@ -1,11 +1,14 @@
-// Wire format of fleetcast protocol version 2. docs/protocol.md is the specification; keep both in step.
+// Wire format of fleetcast protocol version 3. docs/protocol.md is the specification; keep both in step.
 // Every datagram starts with the same 8-byte header; all integers are big-endian.
 
 import { type FecScheme, isFecScheme, maxBlockSymbols } from '../fec/scheme.js';
 
 export const MAGIC = 0x4643; // "FC"
-/** 2: ANNOUNCE names the FEC scheme (byte 14); with RaptorQ a block's transmission number is its symbol id. */
-export const VERSION = 2;
+/**
+ * 2: ANNOUNCE names the FEC scheme (byte 14); with RaptorQ a block's transmission number is its symbol id.
+ * 3: so it is with Reed-Solomon, whose ids past 255 are extension symbols (version 2 cycled through 0..255).
+ */
+export const VERSION = 3;
 export const HEADER_BYTES = 8;
 /** Type byte flag: the body is sealed with AES-256-GCM (nonce and tag around the ciphertext). */
 export const ENCRYPTED_FLAG = 0x80;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { gfMul, INV } from '../../src/fec/gf256.js';
-import { cauchy, cauchyRow, invertMatrix, planDecode } from '../../src/fec/matrix.js';
+import { cauchy, invertMatrix, planDecode, repairRow } from '../../src/fec/matrix.js';
 
 function matMul(a: Uint8Array, b: Uint8Array, n: number): Uint8Array {
   const r = new Uint8Array(n * n);
@@ -16,14 +16,14 @@ function matMul(a: Uint8Array, b: Uint8Array, n: number): Uint8Array {
   return r;
 }
 
-/** Generator row of a symbol id: a unit row for a source symbol, the Cauchy row for a parity. */
+/** Generator row of a symbol id: a unit row for a source symbol, else the repair row (Cauchy or extension). */
 function generatorRow(id: number, k: number): Uint8Array {
   if (id < k) {
     const r = new Uint8Array(k);
     r[id] = 1;
     return r;
   }
-  return cauchyRow(id, k);
+  return repairRow(id, k);
 }
 
 /** Seeded Fisher-Yates pick of k distinct ids out of 0..n-1. */
@@ -64,7 +64,7 @@ test('planDecode equals the rows of G^-1 (Gaussian elimination) for the missing 
     fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 255 }), fc.integer(), (k, extra, seed) => {
       const n = Math.min(256, k + 1 + (extra % 60));
       const ids = pick(k, n, seed);
-      const plan = planDecode(k, ids);
+      const plan = planDecode(k, ids)!;
       const missing = Array.from({ length: k }, (_, j) => j).filter((j) => !ids.includes(j));
       assert.deepEqual(plan.missing, missing);
       if (missing.length === 0) return;
@@ -82,4 +82,34 @@ test('planDecode equals the rows of G^-1 (Gaussian elimination) for the missing 
     }),
     { numRuns: 150 },
   );
+});
+
+test('with extension ids, planDecode equals G^-1 when the rows are independent, and is null when they are not', () => {
+  let singular = 0;
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (k, seed) => {
+      // Some sources, some Cauchy parities and extension ids in place of every other parity: k ids in all.
+      const ids = pick(k, Math.min(256, 2 * k + 1), seed).map((id, t) => (id >= k && t % 2 === 0 ? 256 + ((seed + t * 7919) % 65280) : id));
+      if (new Set(ids).size !== k || ids.every((id) => id < 256)) return;
+      const g = new Uint8Array(k * k);
+      ids.forEach((id, t) => g.set(generatorRow(id, k), t * k));
+      let gi: Uint8Array | null = null;
+      try {
+        gi = invertMatrix(g, k);
+      } catch {
+        gi = null;
+      }
+      const plan = planDecode(k, ids);
+      assert.equal(plan === null, gi === null, `k=${k} ids=${ids}`);
+      if (!plan || !gi) {
+        singular++;
+        return;
+      }
+      plan.missing.forEach((m, r) => {
+        plan.terms.forEach((t, col) => assert.equal(plan.coefs[r * k + col], gi[m * k + t], `k=${k} ids=${ids} missing ${m} term ${t}`));
+      });
+    }),
+    { numRuns: 300 },
+  );
+  assert.ok(singular < 30, `${singular} of 300 singular`);
 });

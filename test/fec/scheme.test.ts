@@ -9,14 +9,12 @@ import {
   defaultBlockSymbols,
   maxBlockSymbols,
   parseFecScheme,
-  symbolIdOf,
 } from '../../src/fec/scheme.js';
+import { dependentExtensionPair } from './reference.js';
 
 const SCHEMES = [FecScheme.ReedSolomon, FecScheme.RaptorQ] as const;
 
-test('symbol ids: Reed-Solomon cycles through 256 ids, RaptorQ uses the transmission number', () => {
-  assert.equal(symbolIdOf(FecScheme.ReedSolomon, 300), 44);
-  assert.equal(symbolIdOf(FecScheme.RaptorQ, 300), 300);
+test('block sizes: at most 255 symbols with Reed-Solomon, 8192 with RaptorQ', () => {
   assert.equal(maxBlockSymbols(FecScheme.ReedSolomon), 255);
   assert.equal(maxBlockSymbols(FecScheme.RaptorQ), 8192);
 });
@@ -81,6 +79,24 @@ test('any scheme: a block survives random losses with as many repair symbols as 
   );
 });
 
+test('Reed-Solomon: a block whose extension symbols turn out dependent asks for one more, then decodes', () => {
+  const [a, b] = dependentExtensionPair();
+  const S = 8;
+  const block = Uint8Array.from({ length: 2 * S }, (_, i) => (i * 37 + 11) & 255);
+  const [sa, sb, sc] = blockEncoder(FecScheme.ReedSolomon, block, 2, S).repair([a, b, 300]);
+  const decoder = blockDecoder(FecScheme.ReedSolomon, 2, S);
+  assert.equal(decoder.add(a, sa!), true);
+  assert.equal(decoder.add(b, sb!), true);
+  assert.equal(decoder.missing, 0);
+  assert.equal(decoder.decode(), null);
+  assert.equal(decoder.missing, 1);
+  assert.equal(decoder.add(b, sb!), false, 'a duplicate still brings nothing');
+  assert.equal(decoder.add(300, sc!), true);
+  assert.equal(decoder.add(301, sc!), false, 'nothing beyond what decoding needs');
+  assert.deepEqual(decoder.decode(), block);
+  assert.equal(decoder.repaired, true);
+});
+
 test('any scheme: duplicates bring nothing; bad ids and lengths are refused clearly', () => {
   for (const scheme of SCHEMES) {
     const decoder = blockDecoder(scheme, 4, 8);
@@ -95,7 +111,7 @@ test('any scheme: duplicates bring nothing; bad ids and lengths are refused clea
     assert.throws(() => decoder.add(-1, new Uint8Array(8)), /symbol id -1 out of range/);
     decoder.dispose();
   }
-  assert.throws(() => blockDecoder(FecScheme.ReedSolomon, 4, 8).add(256, new Uint8Array(8)), /out of range 0..255/);
+  assert.throws(() => blockDecoder(FecScheme.ReedSolomon, 4, 8).add(65536, new Uint8Array(8)), /out of range 0..65535/);
   assert.throws(() => blockDecoder(FecScheme.ReedSolomon, 4, 8, new Uint8Array(31)), /working block is 31 bytes, expected 32/);
 });
 
