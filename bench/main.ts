@@ -16,15 +16,15 @@ import { createImage } from './image.js';
 import { describeMachine } from './machine.js';
 import { markdown, writeReports, type BenchResults, type ToolInfo } from './report.js';
 import { allScenarios, filterScenarios, quickScenarios, withMtu } from './scenarios.js';
-import { fleetcast, fleetcastDgram, fleetcastRaptorQ } from './tools/fleetcast.js';
+import { fleetcast, fleetcastDgram, fleetcastK255, fleetcastRaptorQ } from './tools/fleetcast.js';
 import { http } from './tools/http.js';
 import type { Tool } from './tools/types.js';
 import { udpcast } from './tools/udpcast.js';
 import { uftp } from './tools/uftp.js';
 
-const TOOLS: Tool[] = [udpcast, uftp, http, fleetcast, fleetcastDgram, fleetcastRaptorQ];
+const TOOLS: Tool[] = [udpcast, uftp, http, fleetcast, fleetcastDgram, fleetcastRaptorQ, fleetcastK255];
 /** Variants of fleetcast for side-by-side comparisons, run only when named. */
-const VARIANTS: Tool[] = [fleetcastDgram, fleetcastRaptorQ];
+const VARIANTS: Tool[] = [fleetcastDgram, fleetcastRaptorQ, fleetcastK255];
 
 interface Flags {
   quick?: boolean;

@@ -3,9 +3,10 @@
 //   receive -o FILE --group G --port P --interface IF --json
 // --mtu sets the symbol size to fill one frame (receivers learn it from the session).
 // Exit code 0 = verified image. When the CLI is missing or does not start, the tool is "not available".
-// Three entries: `fleetcast` on its defaults (batch UDP I/O where the addon is built, Reed-Solomon),
-// `fleetcast-dgram` (--io dgram) to compare the backends side by side (docs/io.md), and `fleetcast-rq`
-// (--fec raptorq) to compare the FEC schemes (docs/fec.md).
+// Four entries: `fleetcast` on its defaults (batch UDP I/O where the addon is built, Reed-Solomon),
+// `fleetcast-dgram` (--io dgram) to compare the backends side by side (docs/io.md), `fleetcast-rq`
+// (--fec raptorq) to compare the FEC schemes (docs/fec.md), and `fleetcast-k255` (Reed-Solomon blocks of
+// 255 symbols instead of 128: less wire with many receivers, more CPU; README, --block-symbols).
 
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -46,14 +47,14 @@ function jsonSummary(stdout: string): string | null {
   return null;
 }
 
-export function fleetcastCommands(p: CommandParams, io: 'batch' | 'dgram', fec: FecName = 'reed-solomon'): { sender: string[]; receiver(out: string): string[] } {
+export function fleetcastCommands(p: CommandParams, io: 'batch' | 'dgram', fec: FecName = 'reed-solomon', senderFlags: readonly string[] = []): { sender: string[]; receiver(out: string): string[] } {
   const net = ['--group', p.groups[0], '--port', String(p.port), '--interface', p.ifname, '--io', io];
   return {
     receiver: (out) => [process.execPath, FLEETCAST_CLI, 'receive', '-o', out, ...net, '--json'],
     sender: [
       process.execPath, FLEETCAST_CLI, 'send', p.imagePath, ...net,
       '--min-receivers', String(p.receivers), '--max-wait', '15',
-      '--mtu', String(p.mtu), '--fec', fec,
+      '--mtu', String(p.mtu), '--fec', fec, ...senderFlags,
       ...(p.rateBits ? ['--rate', rateFlag(p.rateBits)] : []),
       '--json',
     ],
@@ -102,10 +103,10 @@ async function groupJoined(receivers: readonly Proc[], group: string, ifname: st
   return false;
 }
 
-function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: FecName = 'reed-solomon'): Tool {
+function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: FecName = 'reed-solomon', senderFlags: readonly string[] = []): Tool {
   return {
     name,
-    description: `fleetcast (this project), node CLI, --io ${io} --fec ${fec}`,
+    description: `fleetcast (this project), node CLI, --io ${io} --fec ${fec}${senderFlags.map((f) => ` ${f}`).join('')}`,
     async check() {
       if (!existsSync(FLEETCAST_CLI)) return `CLI not built (${FLEETCAST_CLI} missing)`;
       if (io === 'batch') {
@@ -129,7 +130,7 @@ function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: FecName = 'reed
     async run(ctx: RunContext): Promise<ToolOutcome> {
       const { lan } = ctx;
       const params = commandParams(ctx);
-      const { sender: senderArgv, receiver: receiverArgv } = fleetcastCommands(params, io, fec);
+      const { sender: senderArgv, receiver: receiverArgv } = fleetcastCommands(params, io, fec, senderFlags);
       const receivers = lan.receivers.map((host) => ctx.start(host, receiverArgv(ctx.outputPath(host)), `fleetcast-receive-${host.name}`, true));
       const ready = await groupJoined(receivers, params.groups[0]!, params.ifname, 10_000, ctx.signal);
       if (!ready) ctx.note('not every receiver had joined the group after 10 s; the sender was started anyway');
@@ -159,3 +160,4 @@ function fleetcastTool(name: string, io: 'batch' | 'dgram', fec: FecName = 'reed
 export const fleetcast = fleetcastTool('fleetcast', 'batch');
 export const fleetcastDgram = fleetcastTool('fleetcast-dgram', 'dgram');
 export const fleetcastRaptorQ = fleetcastTool('fleetcast-rq', 'batch', 'raptorq');
+export const fleetcastK255 = fleetcastTool('fleetcast-k255', 'batch', 'reed-solomon', ['--block-symbols', '255']);

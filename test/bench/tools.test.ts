@@ -85,6 +85,7 @@ test('fleetcast: the sender gets --mtu (symbols of MTU - 48 bytes), receivers le
   assert.equal(flagValue(fleetcastCommands(params(1500), 'batch').sender, '--fec'), 'reed-solomon');
   assert.equal(flagValue(fleetcastCommands(params(1500), 'batch', 'raptorq').sender, '--fec'), 'raptorq');
   assert.ok(!fleetcastCommands(params(1500), 'batch', 'raptorq').receiver('/o').includes('--fec'), 'receivers learn the scheme from the session');
+  assert.equal(flagValue(fleetcastCommands(params(1500), 'batch', 'reed-solomon', ['--block-symbols', '255']).sender, '--block-symbols'), '255');
 });
 
 test('fleetcast: the sender starts once /proc/net/igmp shows every receiver in the group on its interface', () => {
