@@ -127,7 +127,7 @@ export function checkDecodeInput(k: number, symbolSize: number, ids: readonly nu
  */
 export function planDecode(k: number, ids: readonly number[]): DecodePlan | null {
   if (ids.length === k && ids.every((id) => id <= MAX_CAUCHY_ID)) return planCauchyDecode(k, ids);
-  return planGeneralDecode(k, ids);
+  return planExtendedDecode(k, ids);
 }
 
 /** Where each symbol of `ids` goes: indices of the repair symbols and of the present sources, missing source ids. */
@@ -194,60 +194,114 @@ function planCauchyDecode(k: number, ids: readonly number[]): DecodePlan {
 }
 
 /**
- * With extension symbols (or more than k symbols): Gaussian elimination. The repair symbols' coefficients on
- * the e missing sources form an r x e matrix (r >= e); forward elimination finds e independent rows (none: null),
- * and with B the inverse of those rows, s_m = sum_i B[m][i] * (p_i + sum_j a_ij * s_j) over present sources j.
- * Folded into one dot product per missing source like the closed form, so the kernels' byte work is the same;
- * the scalar work is O(r*e^2 + e^3 + e^2*k): 0.1-0.2 ms with 10 missing at k = 128, 12 ms with all 128
- * rebuilt (then the byte work, 147 MB of multiply-adds at 9 KB symbols, costs more).
+ * With extension symbols (or more than k symbols). Of the e missing sources, as many as there are Cauchy
+ * parities (c, if fewer than e) are solved in closed form in terms of the rest (M2, e - c of them) as if those
+ * were present; substituted into the extension symbols' equations, that leaves a small system in M2 alone (the
+ * Schur complement: with the Cauchy rows on M1 a Cauchy matrix, it is singular exactly when the whole is),
+ * solved by Gauss-Jordan (no independent rows left: null); then M1 follows from M2. A late joiner's block (about
+ * 120 Cauchy parities and a few extension symbols) costs about what the closed form costs; a block of
+ * extension symbols only (k = 255) is one Gauss-Jordan of e rows, e * e * (k + e) table steps (docs/fec.md).
+ * The result is one dot product per missing source over the symbols received, like the closed form.
  */
-function planGeneralDecode(k: number, ids: readonly number[]): DecodePlan | null {
+function planExtendedDecode(k: number, ids: readonly number[]): DecodePlan | null {
   const { repairs, presentIdx, missing } = sortIds(k, ids);
   const e = missing.length;
   if (e === 0) return { missing, terms: [], coefs: new Uint8Array(0) };
-  const r = repairs.length;
-  if (r < e) return null;
-  const rows = repairs.map((t) => repairRow(ids[t]!, k));
-  // Forward elimination on the missing columns, remembering which repair symbol each row came from.
-  const a = rows.map((row) => Uint8Array.from(missing, (j) => row[j]!));
-  const order = repairs.map((_, i) => i);
-  for (let c = 0; c < e; c++) {
-    let p = c;
-    while (p < r && a[p]![c] === 0) p++;
-    if (p === r) return null;
-    [a[c], a[p]] = [a[p]!, a[c]!];
-    [order[c], order[p]] = [order[p]!, order[c]!];
-    const pivot = a[c]!;
-    const f = INV[pivot[c]!]!;
-    for (let i = c + 1; i < r; i++) {
-      const row = a[i]!;
-      if (row[c] === 0) continue;
-      const m = mul(row[c]!, f);
-      for (let col = c; col < e; col++) row[col] ^= mul(m, pivot[col]!);
-    }
+  if (repairs.length < e) return null;
+  const cauchyIdx = repairs.filter((t) => ids[t]! <= MAX_CAUCHY_ID);
+  const extIdx = repairs.filter((t) => ids[t]! > MAX_CAUCHY_ID);
+  if (cauchyIdx.length >= e) {
+    // Enough Cauchy parities: the closed form on e of them and the present sources.
+    const subset = cauchyIdx.slice(0, e).concat(presentIdx);
+    const plan = planCauchyDecode(k, subset.map((t) => ids[t]!));
+    return { missing: plan.missing, terms: plan.terms.map((t) => subset[t]!), coefs: plan.coefs };
   }
-  const chosen = order.slice(0, e);
-  const square = new Uint8Array(e * e);
-  for (let i = 0; i < e; i++) for (let m = 0; m < e; m++) square[i * e + m] = rows[chosen[i]!]![missing[m]!]!;
-  const inv = invertMatrix(square, e);
-  const terms = chosen.map((i) => repairs[i]!).concat(presentIdx);
+  const c = cauchyIdx.length;
+  const x = extIdx.length;
+  const m2 = missing.slice(c); // solved from the extension symbols
+  const x2 = m2.length;
+  // The result's terms: extension symbols, Cauchy parities, present sources.
+  const terms = extIdx.concat(cauchyIdx, presentIdx);
   const n = terms.length;
-  const coefs = new Uint8Array(e * n);
-  for (let m = 0; m < e; m++) {
-    for (let i = 0; i < e; i++) coefs[m * n + i] = inv[m * e + i]!;
-    for (let t = e; t < n; t++) {
-      const j = ids[terms[t]!]!;
-      let c = 0;
-      for (let i = 0; i < e; i++) c ^= mul(inv[m * e + i]!, rows[chosen[i]!]![j]!);
-      coefs[m * n + t] = c;
+  const posOf = new Map<number, number>(); // symbol id -> column in terms (for the closed form's terms)
+  terms.forEach((t, col) => posOf.set(ids[t]!, col));
+  // M1 in terms of (Cauchy parities, present sources, M2): rows a1 (n columns) and g1 (x2 columns on M2).
+  const ids1 = cauchyIdx.map((t) => ids[t]!).concat(presentIdx.map((t) => ids[t]!), m2);
+  const plan1 = c > 0 ? planCauchyDecode(k, ids1) : { missing: [], terms: [], coefs: new Uint8Array(0) };
+  const m1 = plan1.missing;
+  const m2Col = new Map(m2.map((j, i) => [j, i]));
+  const a1 = m1.map(() => new Uint8Array(n));
+  const g1 = m1.map(() => new Uint8Array(x2));
+  for (let r = 0; r < m1.length; r++) {
+    for (let t = 0; t < k; t++) {
+      const id = ids1[plan1.terms[t]!]!;
+      const coef = plan1.coefs[r * k + t]!;
+      const col = m2Col.get(id);
+      if (col !== undefined) g1[r]![col] = coef;
+      else a1[r]![posOf.get(id)!] = coef;
     }
   }
+  // Each extension symbol: sum over all sources of row_j * s_j = its value. Substitute M1. Equation q is one
+  // row: its coefficients on M2, then on the terms.
+  const eq = extIdx.map(() => new Uint8Array(x2 + n));
+  const row = new Uint8Array(k);
+  const m1Row = new Map(m1.map((j, r) => [j, r]));
+  for (let q = 0; q < x; q++) {
+    const u = eq[q]!.subarray(0, x2);
+    const v = eq[q]!.subarray(x2);
+    repairRow(ids[extIdx[q]!]!, k, row);
+    v[q] = 1;
+    for (let col = 0; col < x2; col++) u[col] = row[m2[col]!]!;
+    for (const t of presentIdx) v[posOf.get(ids[t]!)!] = row[ids[t]!]!;
+    for (const [j, r] of m1Row) {
+      addScaled(u, g1[r]!, row[j]!);
+      addScaled(v, a1[r]!, row[j]!);
+    }
+  }
+  const s2 = gaussJordan(eq, x2);
+  if (!s2) return null;
+  // Back to M1: s_m1 = a1 + g1 * s2.
+  for (let r = 0; r < m1.length; r++) for (let col = 0; col < x2; col++) addScaled(a1[r]!, s2[col]!, g1[r]![col]!);
+  const rowOf = new Map<number, Uint8Array>();
+  m1.forEach((j, r) => rowOf.set(j, a1[r]!));
+  m2.forEach((j, col) => rowOf.set(j, s2[col]!));
+  const coefs = new Uint8Array(e * n);
+  missing.forEach((j, r) => coefs.set(rowOf.get(j)!, r * n));
   return { missing, terms, coefs };
 }
 
+/** dst += f * src over GF(2^8), element by element from `from` on (a walk over one product-table row). */
+function addScaled(dst: Uint8Array, src: Uint8Array, f: number, from = 0): void {
+  if (f === 0) return;
+  const product = f << 8;
+  const table = MUL;
+  for (let i = from; i < dst.length; i++) dst[i] ^= table[product | src[i]!]!;
+}
+
 /**
- * Inverse of an n x n row-major matrix over GF(2^8) by Gauss-Jordan elimination: the general decode's
- * inverse, and the reference the tests check the closed form against.
+ * Solves equations for e unknowns, each a row of e coefficients on the unknowns then coefficients on the terms
+ * (sum of the first = sum of the second), choosing e independent ones: for each unknown, its coefficients on the
+ * terms (views of the rows); null when the equations do not determine the unknowns.
+ */
+function gaussJordan(rows: Uint8Array[], e: number): Uint8Array[] | null {
+  const r = rows.length;
+  for (let c = 0; c < e; c++) {
+    let p = c;
+    while (p < r && rows[p]![c] === 0) p++;
+    if (p === r) return null;
+    [rows[c], rows[p]] = [rows[p]!, rows[c]!];
+    const pivot = rows[c]!;
+    // Entries before column c are zero in the pivot row (eliminated): every walk starts at c.
+    const f = INV[pivot[c]!]!;
+    for (let col = c; col < pivot.length; col++) pivot[col] = mul(pivot[col]!, f);
+    for (let i = 0; i < r; i++) if (i !== c) addScaled(rows[i]!, pivot, rows[i]![c]!, c);
+  }
+  return rows.slice(0, e).map((row) => row.subarray(e));
+}
+
+/**
+ * Inverse of an n x n row-major matrix over GF(2^8) by Gauss-Jordan elimination. Not used on the decode
+ * path; kept as the straightforward reference the tests check both plans against.
  */
 export function invertMatrix(a: Uint8Array, n: number): Uint8Array {
   const m = Uint8Array.from(a);

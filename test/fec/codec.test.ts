@@ -231,6 +231,21 @@ test('property: k symbols with extension ids among them decode, or say they do n
   assert.ok(undetermined <= runs / 10, `${undetermined} of ${runs} undetermined`);
 });
 
+test('more than k symbols: enough Cauchy parities decode in closed form, the extension symbols left out', () => {
+  const k = 8;
+  const S = 16;
+  const block = randomBlock(k * S, 5);
+  for (const kernel of KERNELS) {
+    const codec = getCodec(k, S, { kernel });
+    const ids = [0, 1, 2, 3, 4, 5, 300, 8, 9];
+    const repair = codec.encode(block, [300, 8, 9]);
+    const symbols = ids.map((id) => (id < k ? block.subarray(id * S, (id + 1) * S) : repair[[300, 8, 9].indexOf(id)]!));
+    assert.ok(Buffer.from(codec.decode(ids, symbols)!).equals(Buffer.from(block)), kernel);
+    // And with one Cauchy parity: the extension symbol carries the other missing source.
+    assert.ok(Buffer.from(codec.decode(ids.slice(0, 8), symbols.slice(0, 8))!).equals(Buffer.from(block)), kernel);
+  }
+});
+
 test('dependent extension symbols: decode says so, one more symbol decodes', () => {
   // k = 2: two extension rows that are multiples of each other carry one equation, not two.
   const k = 2;
