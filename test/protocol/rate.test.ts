@@ -137,6 +137,28 @@ test('a bottleneck that goes away is left behind within seconds', () => {
   assert.equal(c.rate, 1e9);
 });
 
+test('reports two intervals late: a large loss that did not fall yet is not learnt as background', () => {
+  // A receiver behind 100 Mbit/s whose reports lag its own backlog (busy decoding): the report that judges the
+  // first decrease still shows the loss from before it. Learnt as background, that 80 % made the rate sit at the
+  // ceiling for good (5x the link); not learnt, the decrease is tried again.
+  const c = new RateController({ maxBps: 500e6, minBps: 1e6, adaptive: true });
+  const capacity = 100e6;
+  const intervals: { loss: number; taken: number; samples: number }[] = [];
+  const rates: number[] = [];
+  for (let i = 0; i < 160; i++) {
+    const rate = c.rate;
+    const delivered = Math.min(rate, capacity);
+    intervals.push({ loss: 1 - delivered / rate, taken: delivered, samples: Math.round((delivered * 0.25) / 12000) });
+    const late = intervals[Math.max(0, intervals.length - 3)]!;
+    c.report(1, late.loss, late.samples, i * 250, late.taken);
+    c.report(2, 0, Math.round((rate * 0.25) / 12000), i * 250, rate);
+    rates.push(c.update(i * 250, 250, rate));
+  }
+  const tail = rates.slice(60);
+  assert.ok(mean(tail) < capacity * 1.5, `mean ${mean(tail) / 1e6} Mbit/s`);
+  assert.ok(tail.filter((r) => r >= capacity * 2).length <= tail.length * 0.1, 'rarely at twice the link');
+});
+
 test('the bottleneck receiver leaving: the rate grows back fast to the ceiling', () => {
   const c = new RateController({ maxBps: 1e9, minBps: 1e6, adaptive: true });
   for (let i = 0; i < 8; i++) {
