@@ -2,11 +2,14 @@
 // k in {64, 128, 200}, symbolSize 1452, with 1%, 5% and 10% of the source symbols missing, for
 // both kernels. Encode makes as many parity symbols as are missing (what a sender repairs with);
 // decode rebuilds that many. "madd GB/s" is the raw kernel rate: multiply-added bytes per second.
+// Then decoding with extension symbols (ids past 255): the decode plan's scalar time, and how often k symbols
+// with extension symbols among them fail to determine the block (docs/fec.md, "Extension symbols").
 //
 //   node dist/bench/fec.js [--time=MS per figure, default 500] [--kernel=wasm|js] [--json]
 
 import { randomBytes } from 'node:crypto';
 import { fecKernelName, getCodec } from '../src/fec/index.js';
+import { planDecode } from '../src/fec/matrix.js';
 import { parseArgs, rate as rateFor, rsLossCase } from './codec-bench.js';
 
 const args = parseArgs(process.argv.slice(2));
@@ -54,4 +57,30 @@ for (const kernel of kernels) {
     }
   }
 }
-if (args.has('json')) console.log(JSON.stringify(rows, null, 2));
+
+// Extension symbols. Each case: k, the sources missing, and how many of the repair symbols are Cauchy parities
+// (the rest are extension symbols): a late joiner's block at k = 128 (every source missing, 127 Cauchy parities
+// and one extension symbol), and blocks of extension symbols only.
+interface ExtensionRow { k: number; missing: number; cauchy: number; planMs: number; undeterminedPct: number }
+const extensionRows: ExtensionRow[] = [];
+const EXTENSION_TRIALS = 2000;
+if (!args.has('json')) console.log('\nextension symbols: k  missing  cauchy  plan ms  undetermined (of 2000)');
+for (const [k, e, cauchy] of [[128, 10, 0], [128, 128, 127], [255, 40, 0], [255, 200, 0]] as const) {
+  const idsFor = (trial: number): number[] => {
+    const ids: number[] = [];
+    for (let j = e; j < k; j++) ids.push(j);
+    for (let i = 0; i < cauchy; i++) ids.push(k + i);
+    const base = 256 + ((trial * 7919) % 60000);
+    for (let i = 0; ids.length < k; i++) ids.push(base + i);
+    return ids;
+  };
+  let undetermined = 0;
+  for (let t = 0; t < EXTENSION_TRIALS; t++) if (!planDecode(k, idsFor(t))) undetermined++;
+  const ids = idsFor(1);
+  const row = { k, missing: e, cauchy, planMs: 1000 / rate(() => planDecode(k, ids)), undeterminedPct: (undetermined / EXTENSION_TRIALS) * 100 };
+  extensionRows.push(row);
+  if (!args.has('json')) {
+    console.log(`                   ${String(k).padStart(3)}  ${String(e).padStart(7)}  ${String(cauchy).padStart(6)}  ${row.planMs.toFixed(2).padStart(7)}  ${row.undeterminedPct.toFixed(2)} %`);
+  }
+}
+if (args.has('json')) console.log(JSON.stringify({ codec: rows, extension: extensionRows }, null, 2));

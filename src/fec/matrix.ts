@@ -228,7 +228,7 @@ function planExtendedDecode(k: number, ids: readonly number[]): DecodePlan | nul
   // M1 in terms of (Cauchy parities, present sources, M2): rows a1 (n columns) and g1 (x2 columns on M2).
   const ids1 = cauchyIdx.map((t) => ids[t]!).concat(presentIdx.map((t) => ids[t]!), m2);
   const plan1 = c > 0 ? planCauchyDecode(k, ids1) : { missing: [], terms: [], coefs: new Uint8Array(0) };
-  const m1 = plan1.missing;
+  const m1 = plan1.missing; // = missing.slice(0, c): M2 counts as present there
   const m2Col = new Map(m2.map((j, i) => [j, i]));
   const a1 = m1.map(() => new Uint8Array(n));
   const g1 = m1.map(() => new Uint8Array(x2));
@@ -245,7 +245,6 @@ function planExtendedDecode(k: number, ids: readonly number[]): DecodePlan | nul
   // row: its coefficients on M2, then on the terms.
   const eq = extIdx.map(() => new Uint8Array(x2 + n));
   const row = new Uint8Array(k);
-  const m1Row = new Map(m1.map((j, r) => [j, r]));
   for (let q = 0; q < x; q++) {
     const u = eq[q]!.subarray(0, x2);
     const v = eq[q]!.subarray(x2);
@@ -253,20 +252,18 @@ function planExtendedDecode(k: number, ids: readonly number[]): DecodePlan | nul
     v[q] = 1;
     for (let col = 0; col < x2; col++) u[col] = row[m2[col]!]!;
     for (const t of presentIdx) v[posOf.get(ids[t]!)!] = row[ids[t]!]!;
-    for (const [j, r] of m1Row) {
-      addScaled(u, g1[r]!, row[j]!);
-      addScaled(v, a1[r]!, row[j]!);
+    for (let r = 0; r < m1.length; r++) {
+      addScaled(u, g1[r]!, row[m1[r]!]!);
+      addScaled(v, a1[r]!, row[m1[r]!]!);
     }
   }
   const s2 = gaussJordan(eq, x2);
   if (!s2) return null;
   // Back to M1: s_m1 = a1 + g1 * s2.
   for (let r = 0; r < m1.length; r++) for (let col = 0; col < x2; col++) addScaled(a1[r]!, s2[col]!, g1[r]![col]!);
-  const rowOf = new Map<number, Uint8Array>();
-  m1.forEach((j, r) => rowOf.set(j, a1[r]!));
-  m2.forEach((j, col) => rowOf.set(j, s2[col]!));
+  // missing = M1 (the closed form's, ascending) then M2: the rows in that order.
   const coefs = new Uint8Array(e * n);
-  missing.forEach((j, r) => coefs.set(rowOf.get(j)!, r * n));
+  [...a1, ...s2].forEach((row, r) => coefs.set(row, r * n));
   return { missing, terms, coefs };
 }
 
