@@ -374,17 +374,20 @@ export class Sender {
   /**
    * Image data of a block the sender asked for with a need-block event. The sender keeps `data` (by reference,
    * unchanged) until a block-released event hands it back; datagrams polled until then may point into it.
+   * `digest`, the block's SHA-256 if the application made it (on another thread: hashing a large block here
+   * would stall the pacing), saves the sender hashing it.
    */
-  supplyBlock(block: number, data: Uint8Array): void {
+  supplyBlock(block: number, data: Uint8Array, digest?: Uint8Array): void {
     if (!Number.isInteger(block) || block < 0 || block >= this.geometry.blockCount) {
       throw new RangeError(`no block ${block}`);
     }
     const length = blockLength(this.geometry, block);
     if (data.length !== length) throw new RangeError(`block ${block} must be ${length} bytes, got ${data.length}`);
+    if (digest && digest.length !== HASH_BYTES) throw new RangeError(`block ${block}'s digest must be ${HASH_BYTES} bytes, got ${digest.length}`);
     this.requested.delete(block);
     this.starvedForData = false;
     if (!this.hashKnown[block]) {
-      this.hashes.set(sha256(data), block * HASH_BYTES);
+      this.hashes.set(digest ?? sha256(data), block * HASH_BYTES);
       this.hashKnown[block] = 1;
       while (this.hashedPrefix < this.geometry.blockCount && this.hashKnown[this.hashedPrefix]) this.hashedPrefix++;
       if (this.hashedPrefix === this.geometry.blockCount && !this.digest) {

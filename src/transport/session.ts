@@ -11,7 +11,7 @@ import { Receiver, type FailureReason, type ReceiverEvent, type ReceiverStats } 
 import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type ReceiverRecord } from '../protocol/sender.js';
 import { DATA_HEADER_BYTES, HASH_BYTES } from '../protocol/wire.js';
 import { EngineLoop, clock } from './drive.js';
-import { FecThread, keptEncoders } from './fec-thread.js';
+import { BlockThread, DIGEST_NICE, keptEncoders } from './block-thread.js';
 import { FecScheme } from '../fec/scheme.js';
 import { blockDeviceBytes, findBlockDevice } from './block-device.js';
 import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
@@ -51,7 +51,8 @@ const MAX_SPARE_READS = 4;
 
 export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
   const fh = await fs.open(opts.path, 'r');
-  let fecThread: FecThread | null = null;
+  let fecThread: BlockThread | null = null;
+  let digestThread: BlockThread | null = null;
   try {
     const size = (await fh.stat()).size;
     const family = familyOf(opts.endpoint.group);
@@ -64,7 +65,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         imageSize: size,
         symbolSize: symbolSizeFor(opts.mtu ?? 1500, family, Boolean(opts.key)),
         frameOverhead: frameOverheadFor(family),
-        // A RaptorQ encoder's set-up would stall the pacing: its parity is made on the FEC thread.
+        // A RaptorQ encoder's set-up would stall the pacing: its parity is made on a BlockThread.
         asyncParity: opts.sender?.fec === FecScheme.RaptorQ,
         ...opts.sender,
         protector: opts.key ? new PacketProtector(opts.key) : undefined,
@@ -85,7 +86,11 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         reject(err);
       };
       const g = sender.geometry;
-      if (offThread) fecThread = new FecThread(keptEncoders(g.blockBytes), fail);
+      if (offThread) fecThread = new BlockThread(keptEncoders(g.blockBytes), fail);
+      // Blocks are hashed as they are read, off the event loop (and off the parity thread, whose set-ups can queue).
+      // Until it has loaded, the sender hashes them itself: the first blocks are wanted at once.
+      const digests = (digestThread = new BlockThread(0, fail, DIGEST_NICE));
+      digests.prestart();
       function drain(): void {
         let e;
         while ((e = sender.pollEvent())) {
@@ -98,7 +103,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
             });
           }
           else if (e.type === 'block-released') {
-            // (Not while the FEC thread still reads it: then it is left to the garbage collector.)
+            // (Not while the parity thread still reads it: then it is left to the garbage collector.)
             if (e.data.length === g.blockBytes && !fecThread?.holds(e.data)) released.push(e.data);
           } else if (e.type === 'finished') {
             loop.stop();
@@ -119,13 +124,17 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       }
       function readBlock(block: number): void {
         const length = blockLength(g, block);
-        // Shared memory when the FEC thread reads blocks: handed to it without a copy.
-        const buf = (length === g.blockBytes && spare.pop()) || (offThread ? new Uint8Array(new SharedArrayBuffer(length)) : new Uint8Array(length));
+        // Shared memory: the threads read blocks without a copy.
+        const buf = (length === g.blockBytes && spare.pop()) || new Uint8Array(new SharedArrayBuffer(length));
         fh.read(buf, 0, length, block * g.blockBytes)
           .then(({ bytesRead }) => {
             if (bytesRead !== length) throw new Error(`short read at block ${block}: the image changed while sending`);
-            sender.supplyBlock(block, buf);
-            loop.schedulePump();
+            const supply = (digest?: Uint8Array): void => {
+              sender.supplyBlock(block, buf, digest);
+              loop.schedulePump();
+            };
+            if (digests.ready) digests.digest(buf, supply);
+            else supply();
           })
           .catch((err: Error) => fail(new Error(`cannot read ${opts.path}: ${err.message}`)));
       }
@@ -144,7 +153,8 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       loop.start();
     });
   } finally {
-    await (fecThread as FecThread | null)?.close();
+    await (fecThread as BlockThread | null)?.close();
+    await (digestThread as BlockThread | null)?.close();
     await fh.close();
   }
 }
@@ -308,7 +318,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       protector: opts.key ? new PacketProtector(opts.key) : undefined,
       startTimeoutMs: opts.startTimeoutMs ?? null,
       idleTimeoutMs: opts.idleTimeoutMs,
-      // A RaptorQ solve would stall reading, timers and replies: it runs on the FEC thread.
+      // A RaptorQ solve would stall reading, timers and replies: it runs on a BlockThread.
       asyncDecode: true,
       maxUnwrittenBytes: MAX_UNWRITTEN_BYTES,
       // The sender's summary says "completed" once the image is on this disk, not merely verified in memory.
@@ -316,7 +326,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
     },
     clock(),
   );
-  let fecThread: FecThread | null = null;
+  let fecThread: BlockThread | null = null;
   let fh: fs.FileHandle | null = null;
   let writeBehind: WriteBehind | null = null;
   let imageSize: number | null = null;
@@ -358,7 +368,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
       loop.schedulePump();
     };
     // (Its thread starts with the first solve: a transfer that needs none never starts it.)
-    const solver = (fecThread = new FecThread(0, ioFailure('decoding failed')));
+    const solver = (fecThread = new BlockThread(0, ioFailure('decoding failed')));
     let finalizing: Promise<void> | null = null;
 
     function drain(): void {
@@ -482,7 +492,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
     loop.start();
   });
 
-  await (fecThread as FecThread | null)?.close();
+  await (fecThread as BlockThread | null)?.close();
   if (!result.ok) {
     // Never leave a partial image where a complete one is expected (a kept one is named .part).
     const handle = fh as fs.FileHandle | null;

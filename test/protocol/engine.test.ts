@@ -1,6 +1,7 @@
 // Protocol behaviour on the deterministic in-memory network: the real Sender and Receiver state machines.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { SimNetwork, seededRandom, type LinkOptions, type NetworkOptions } from '../../sim/network.js';
 import { Sender, type SenderOptions } from '../../src/protocol/sender.js';
 import { Receiver } from '../../src/protocol/receiver.js';
@@ -585,7 +586,13 @@ function pair(
   img: Uint8Array,
   sender: Sender,
   receiver: Receiver,
-  hooks: { toReceiver?: (d: Buffer) => boolean; fromReceiver?: (d: Buffer) => void; onBlock?: (data: Uint8Array, offset: number) => void },
+  hooks: {
+    toReceiver?: (d: Buffer) => boolean;
+    fromReceiver?: (d: Buffer) => void;
+    onBlock?: (data: Uint8Array, offset: number) => void;
+    /** The digest the application supplies with a block (none: the sender hashes it). */
+    digestOf?: (block: number, data: Uint8Array) => Uint8Array | undefined;
+  },
 ): void {
   let now = 0;
   for (let step = 0; step < 200_000 && !receiver.isDone; step++) {
@@ -608,7 +615,9 @@ function pair(
     }
     let e;
     while ((e = sender.pollEvent())) {
-      if (e.type === 'need-block') sender.supplyBlock(e.block, img.subarray(e.block * 64_000, Math.min(img.length, (e.block + 1) * 64_000)));
+      if (e.type !== 'need-block') continue;
+      const data = img.subarray(e.block * 64_000, Math.min(img.length, (e.block + 1) * 64_000));
+      sender.supplyBlock(e.block, data, hooks.digestOf?.(e.block, data));
     }
     const next = Math.min(sender.nextTimeout(now) ?? Infinity, receiver.nextTimeout(now) ?? Infinity);
     now = Math.max(now + 0.01, Number.isFinite(next) ? next : now + 1);
@@ -616,6 +625,28 @@ function pair(
     receiver.handleTimeout(now);
   }
 }
+
+test('block digests the application supplies are the ones announced: right ones deliver the image, a wrong one fails its block', () => {
+  const img = image(64 * 1000 * 5 + 77, 3);
+  const sha = (data: Uint8Array): Uint8Array => createHash('sha256').update(data).digest();
+  const newSender = () => new Sender({ sessionId: 6, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0 }, 0);
+  const output = new Uint8Array(img.length);
+  const good = new Receiver({ nodeId: 1 }, 0);
+  pair(img, newSender(), good, { digestOf: (_, data) => sha(data), onBlock: (data, offset) => output.set(data, offset) });
+  assert.ok(good.isComplete);
+  assert.ok(Buffer.from(output).equals(Buffer.from(img)));
+
+  // Block 2's digest is that of other bytes: the receiver gets the right bytes and rejects them every time.
+  const bad = new Receiver({ nodeId: 2 }, 0);
+  pair(img, newSender(), bad, { digestOf: (block, data) => (block === 2 ? sha(data.subarray(1)) : sha(data)) });
+  assert.ok(bad.isDone && !bad.isComplete, 'not complete');
+  assert.ok(bad.getStats().hashMismatches >= 1);
+
+  const sender = newSender();
+  let e;
+  while ((e = sender.pollEvent()) && e.type !== 'need-block');
+  assert.throws(() => sender.supplyBlock(0, img.subarray(0, 64_000), new Uint8Array(20)), /digest must be 32 bytes, got 20/);
+});
 
 test('recycled block buffers are reused for later blocks, and every block still arrives intact', () => {
   const img = image(64 * 1000 * 12 + 345, 7);

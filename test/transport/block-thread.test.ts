@@ -1,10 +1,10 @@
-// FecThread: RaptorQ parity and solves done on a worker thread equal the same work done inline.
+// BlockThread: block digests, RaptorQ parity and solves done on a worker thread equal the same work done inline.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { FecScheme, blockDecoder, blockEncoder } from '../../src/fec/scheme.js';
 import type { Worker } from 'node:worker_threads';
-import { FecThread } from '../../src/transport/fec-thread.js';
+import { BlockThread, DIGEST_NICE } from '../../src/transport/block-thread.js';
 
 const S = 512;
 const K = 300;
@@ -18,7 +18,7 @@ function sharedBlock(seed: number): Uint8Array {
 
 test('parity made on the thread equals parity made inline, from a kept encoder or a new one; the block is held until answered', async () => {
   const errors: Error[] = [];
-  const thread = new FecThread(2, (err) => errors.push(err));
+  const thread = new BlockThread(2, (err) => errors.push(err));
   try {
     const blocks = [sharedBlock(1), sharedBlock(2), sharedBlock(3)];
     const requests = [
@@ -49,7 +49,7 @@ test('a solve on the thread rebuilds the lost source symbols in the shared block
   const lost = new Set([3, 40, 41, 299]);
   const repairIds = [K + 1, K + 2, K + 3, K + 4];
   const repairs = blockEncoder(FecScheme.RaptorQ, source, K, S).repair(repairIds);
-  const thread = new FecThread(0, (err) => assert.fail(err));
+  const thread = new BlockThread(0, (err) => assert.fail(err));
   try {
     const decoderWith = (repairCount: number) => {
       const decoder = blockDecoder(FecScheme.RaptorQ, K, S, new Uint8Array(new SharedArrayBuffer(K * S)));
@@ -81,11 +81,32 @@ test('a solve on the thread rebuilds the lost source symbols in the shared block
   }
 });
 
+test('a digest made on the thread is the block\'s SHA-256; ready once the thread has loaded, and a job sent before waits for it', async () => {
+  const thread = new BlockThread(0, (err) => assert.fail(err), DIGEST_NICE);
+  try {
+    assert.equal(thread.ready, false, 'not started yet');
+    const block = sharedBlock(5);
+    const early = new Promise<Uint8Array>((resolve) => thread.digest(block, resolve)); // starts the thread
+    assert.ok(thread.holds(block));
+    const digest = await early;
+    assert.ok(Buffer.from(digest).equals(createHash('sha256').update(block).digest()));
+    assert.ok(!thread.holds(block));
+    for (let i = 0; i < 100 && !thread.ready; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(thread.ready);
+    const short = block.subarray(0, 1000); // a last, shorter block
+    const again = await new Promise<Uint8Array>((resolve) => thread.digest(short, resolve));
+    assert.ok(Buffer.from(again).equals(createHash('sha256').update(short).digest()));
+  } finally {
+    await thread.close();
+  }
+  assert.equal(thread.ready, false, 'closed');
+});
+
 test('a job the thread cannot do is an error that names it; nothing is answered after close()', async () => {
   const errors: Error[] = [];
   let answered = 0;
   let wake: () => void = () => undefined;
-  const thread = new FecThread(2, (err) => {
+  const thread = new BlockThread(2, (err) => {
     errors.push(err);
     wake();
   });
@@ -105,7 +126,7 @@ test('a job the thread cannot do is an error that names it; nothing is answered 
 
 test('a thread that dies costs speed, not the transfer: its unanswered job and later ones are done on this thread', { timeout: 30_000 }, async () => {
   const errors: Error[] = [];
-  const thread = new FecThread(2, (err) => errors.push(err));
+  const thread = new BlockThread(2, (err) => errors.push(err));
   try {
     const block = sharedBlock(11);
     const inline = blockEncoder(FecScheme.RaptorQ, block, K, S).repair([K + 3, K + 4]);

@@ -1,19 +1,39 @@
-// Runs the costly RaptorQ work of a session on a worker thread: the sender's parity (the engine's asyncParity)
-// and the receiver's solves (asyncDecode). A RaptorQ encoder solves its whole block before its first symbol,
+// Runs a session's costly per-block work on a worker thread: the sender's block digests and RaptorQ parity (the
+// engine's asyncParity) and the receiver's solves (asyncDecode). SHA-256 of an 18 MB RaptorQ block takes
+// 11-29 ms, which on the event loop stalled the sender's pacing at every block. A RaptorQ encoder solves its whole block before its first symbol,
 // and a damaged block costs its receiver the same solve: 30-50 ms for an 18 MB block on an idle core and
 // several times that on a busy one. On the event loop that stalls the sender's pacing (which cannot win the
 // time back: its burst is capped) or the receiver's reading, timers and replies (its round-trip samples, and so
 // every repair timer of the session, grow with the stall).
+import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { type FecScheme, type SolveJob, blockEncoder, solveBlock } from '../fec/scheme.js';
 
 /** One job as the thread gets it. Block memory on a SharedArrayBuffer is shared, not copied. */
-export type FecRequest =
+export type BlockRequest =
   | { seq: number; kind: 'parity'; block: number; fec: FecScheme; k: number; symbolSize: number; ids: number[]; data: Uint8Array }
-  | { seq: number; kind: 'solve'; job: SolveJob };
+  | { seq: number; kind: 'solve'; job: SolveJob }
+  | { seq: number; kind: 'digest'; data: Uint8Array };
 
-/** Parity symbols packed end to end in the order of the request's ids; a solve's outcome; or why it failed. */
-export type FecAnswer = { seq: number; symbols: Uint8Array } | { seq: number; ok: boolean } | { seq: number; error: string };
+/** Parity symbols packed end to end in the order of the request's ids; a solve's outcome; a digest; or why it failed. */
+export type BlockAnswer =
+  | { seq: number; symbols: Uint8Array }
+  | { seq: number; ok: boolean }
+  | { seq: number; digest: Uint8Array }
+  | { seq: number; error: string };
+
+/**
+ * The thread's scheduling priority. Parity and solves yield to the others (nice 5): where a core is spare they
+ * work at full speed, and where the cores are shared (the test LAN runs a sender and its receivers on 2 cores; a
+ * server runs other work) they leave most of them to the pacing and the receiving that the transfer waits on.
+ * Measured there (200 MiB, MTU 9000, 1 % loss, RaptorQ): at nice 0 the sender's parity work lost time (3
+ * receivers: 5.3-6.9 s against 5.2-5.4 inline); at nice 10 the receivers' solves starved with 8 receivers on the
+ * 2 cores (9.4-9.5 s against 7.9-8.7 at nice 5). A sender's digests are on its first pass's path: nice 0.
+ */
+export const FEC_NICE = 5;
+/** The thread's first message: it has loaded. */
+export const READY = 'ready';
+export const DIGEST_NICE = 0;
 
 /**
  * Memory for the RaptorQ encoders the thread keeps (each about a block). Later repair rounds of a block come
@@ -28,17 +48,18 @@ export function keptEncoders(blockBytes: number): number {
 }
 
 interface Pending {
-  request: FecRequest;
+  request: BlockRequest;
   /** The block memory the job reads (and a solve writes). */
   memory: Uint8Array;
-  answer: (answer: FecAnswer) => void;
+  answer: (answer: BlockAnswer) => void;
 }
 
-export class FecThread {
+export class BlockThread {
   private worker: Worker | null = null;
   /** Set once the thread failed: from then on the work is done on this thread. */
   private broken = false;
   private closed = false;
+  private threadReady = false;
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
 
@@ -46,7 +67,26 @@ export class FecThread {
     /** RaptorQ encoders the thread keeps for later repair rounds of a block (keptEncoders()). */
     private readonly maxEncoders: number,
     private readonly onError: (err: Error) => void,
+    private readonly nice = FEC_NICE,
   ) {}
+
+  /** Starts the thread now rather than with the first job (it takes tens of ms to load). */
+  prestart(): void {
+    if (!this.broken && !this.closed) this.thread();
+  }
+
+  /** Whether the thread has loaded and answers jobs at once (until then a job waits for it). */
+  get ready(): boolean {
+    return this.threadReady && this.worker !== null;
+  }
+
+  /** SHA-256 of `data`, which must stay intact until `done`. */
+  digest(data: Uint8Array, done: (digest: Uint8Array) => void): void {
+    this.start({ seq: this.seq++, kind: 'digest', data }, data, (answer) => {
+      if ('error' in answer) this.onError(new Error(`cannot hash a block: ${answer.error}`));
+      else if ('digest' in answer) done(answer.digest);
+    });
+  }
 
   /** Parity symbols `ids` of `block` from its source `data`, which must stay intact until holds() says no. */
   parity(fec: FecScheme, block: number, k: number, symbolSize: number, ids: number[], data: Uint8Array, done: (symbols: Uint8Array[]) => void): void {
@@ -79,14 +119,14 @@ export class FecThread {
     await worker?.terminate();
   }
 
-  private start(request: FecRequest, memory: Uint8Array, answer: (answer: FecAnswer) => void): void {
+  private start(request: BlockRequest, memory: Uint8Array, answer: (answer: BlockAnswer) => void): void {
     if (this.closed) return;
     this.pending.set(request.seq, { request, memory, answer });
     if (this.broken) setImmediate(() => this.runHere(request.seq));
     else this.thread().postMessage(request);
   }
 
-  private finish(answer: FecAnswer): void {
+  private finish(answer: BlockAnswer): void {
     const p = this.pending.get(answer.seq);
     if (!p) return; // closed meanwhile
     this.pending.delete(answer.seq);
@@ -95,8 +135,11 @@ export class FecThread {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./fec-thread-worker.js', import.meta.url), { workerData: { maxEncoders: this.maxEncoders } });
-    worker.on('message', (answer: FecAnswer) => this.finish(answer));
+    const worker = new Worker(new URL('./block-thread-worker.js', import.meta.url), { workerData: { maxEncoders: this.maxEncoders, nice: this.nice } });
+    worker.on('message', (answer: BlockAnswer | typeof READY) => {
+      if (answer === READY) this.threadReady = true;
+      else this.finish(answer);
+    });
     // A thread that dies (it should not) costs speed, not the transfer: what it had not answered is done here.
     const fallBack = (): void => {
       if (this.worker !== worker) return;
@@ -118,9 +161,10 @@ export class FecThread {
 }
 
 /** Does one job (on whichever thread): `encoderFor` supplies the parity request's encoder. */
-export function runRequest(request: FecRequest, encoderFor: (r: Extract<FecRequest, { kind: 'parity' }>) => ReturnType<typeof blockEncoder>): FecAnswer {
+export function runRequest(request: BlockRequest, encoderFor: (r: Extract<BlockRequest, { kind: 'parity' }>) => ReturnType<typeof blockEncoder>): BlockAnswer {
   try {
     if (request.kind === 'solve') return { seq: request.seq, ok: solveBlock(request.job) };
+    if (request.kind === 'digest') return { seq: request.seq, digest: new Uint8Array(createHash('sha256').update(request.data).digest()) };
     const symbols = encoderFor(request).repair(request.ids);
     const packed = new Uint8Array(request.ids.length * request.symbolSize);
     symbols.forEach((s, i) => packed.set(s, i * request.symbolSize));
