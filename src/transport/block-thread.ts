@@ -1,10 +1,10 @@
 // Runs a session's costly per-block work on a worker thread: the sender's block digests and RaptorQ parity (the
-// engine's asyncParity) and the receiver's solves (asyncDecode). SHA-256 of an 18 MB RaptorQ block takes
-// 11-29 ms, which on the event loop stalled the sender's pacing at every block. A RaptorQ encoder solves its whole block before its first symbol,
-// and a damaged block costs its receiver the same solve: 30-50 ms for an 18 MB block on an idle core and
-// several times that on a busy one. On the event loop that stalls the sender's pacing (which cannot win the
-// time back: its burst is capped) or the receiver's reading, timers and replies (its round-trip samples, and so
-// every repair timer of the session, grow with the stall).
+// engine's asyncParity) and the receiver's solves (asyncDecode). SHA-256 of an 18 MB RaptorQ block takes 11-29
+// ms. A RaptorQ encoder solves its whole block before its first symbol, and a damaged block costs its receiver
+// the same solve: 30-50 ms for an 18 MB block on an idle core and several times that on a busy one. On the
+// event loop that stalls the sender's pacing (which cannot win the time back: its burst is capped) or the
+// receiver's reading, timers and replies (its round-trip samples, and so every repair timer of the session,
+// grow with the stall).
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { type FecScheme, type SolveJob, blockEncoder, solveBlock } from '../fec/scheme.js';
@@ -31,9 +31,10 @@ export type BlockAnswer =
  * 2 cores (9.4-9.5 s against 7.9-8.7 at nice 5). A sender's digests are on its first pass's path: nice 0.
  */
 export const FEC_NICE = 5;
+export const DIGEST_NICE = 0;
+
 /** The thread's first message: it has loaded. */
 export const READY = 'ready';
-export const DIGEST_NICE = 0;
 
 /**
  * Memory for the RaptorQ encoders the thread keeps (each about a block). Later repair rounds of a block come
