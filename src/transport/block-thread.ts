@@ -5,8 +5,8 @@
 // event loop that stalls the sender's pacing (which cannot win the time back: its burst is capped) or the
 // receiver's reading, timers and replies (its round-trip samples, and so every repair timer of the session,
 // grow with the stall).
-import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { sha256 } from '../protocol/common.js';
 import { type FecScheme, type SolveJob, blockEncoder, solveBlock } from '../fec/scheme.js';
 
 /** One job as the thread gets it. Block memory on a SharedArrayBuffer is shared, not copied. */
@@ -165,7 +165,7 @@ export class BlockThread {
 export function runRequest(request: BlockRequest, encoderFor: (r: Extract<BlockRequest, { kind: 'parity' }>) => ReturnType<typeof blockEncoder>): BlockAnswer {
   try {
     if (request.kind === 'solve') return { seq: request.seq, ok: solveBlock(request.job) };
-    if (request.kind === 'digest') return { seq: request.seq, digest: new Uint8Array(createHash('sha256').update(request.data).digest()) };
+    if (request.kind === 'digest') return { seq: request.seq, digest: new Uint8Array(sha256(request.data)) }; // (its own buffer: transferred back)
     const symbols = encoderFor(request).repair(request.ids);
     const packed = new Uint8Array(request.ids.length * request.symbolSize);
     symbols.forEach((s, i) => packed.set(s, i * request.symbolSize));
