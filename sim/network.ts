@@ -19,7 +19,7 @@ import { Receiver, type ReceiverEvent, type ReceiverOptions } from '../src/proto
 import { Sender, type SenderEvent, type SenderOptions, type SenderSummary } from '../src/protocol/sender.js';
 import type { Transmit } from '../src/protocol/common.js';
 import { blockLength } from '../src/protocol/geometry.js';
-import { blockEncoder, solveBlock } from '../src/fec/scheme.js';
+import { type BlockEncoder, blockEncoder, encoderHasSetUp, solveBlock } from '../src/fec/scheme.js';
 import { MinHeap } from '../src/protocol/heap.js';
 
 /** Mulberry32: small, fast, seedable. */
@@ -169,11 +169,14 @@ export interface NetworkOptions {
    */
   recycledBlocks?: boolean;
   /**
-   * With the sender's asyncParity: how long each need-parity event takes to answer, in virtual ms (a real
-   * driver makes the symbols on another thread meanwhile). Default 0: answered at the same instant, but after
-   * the sender's turn, as a real driver's answer comes.
+   * With the sender's asyncParity: how long a block's coder set-up takes, in virtual ms (a real driver makes it
+   * on another thread meanwhile, and keeps it for the block's later rounds). It starts with the block's
+   * prepare-parity or, without one, its first need-parity; a need-parity is answered once the set-up is done.
+   * Default 0: answered at the same instant, but after the sender's turn, as a real driver's answer comes.
    */
   parityDelayMs?: number;
+  /** With the sender's asyncParity: how many blocks' coders the driver keeps (default all; `send` keeps 128 MiB). */
+  keptCoders?: number;
   /**
    * With receivers' asyncDecode: how long each need-decode solve takes, in virtual ms; the solve runs at its end
    * (so an engine that touched the job's block meanwhile would spoil it). Default 0: solved when handed out.
@@ -1229,6 +1232,8 @@ export abstract class SimCore<E extends SimReceiverNode, H extends SimHost<E>> {
 export class SimNetwork extends SimCore<Receiver, SimReceiver> {
   readonly sender: Sender;
   readonly senderEvents: SenderEvent[] = [];
+  /** asyncParity: the coders kept by block, most recently used last (parityCoder()). */
+  private readonly parityCoders = new Map<number, { encoder: BlockEncoder; readyAt: number }>();
   summary: SenderSummary | null = null;
 
   constructor(image: Uint8Array, senderOptions: Omit<SenderOptions, 'imageSize'>, options: NetworkOptions) {
@@ -1265,12 +1270,17 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
         const offset = e.block * g.blockBytes;
         const data = this.image.subarray(offset, offset + blockLength(g, e.block));
         this.sender.supplyBlock(e.block, this.options.recycledBlocks ? data.slice() : data);
+      } else if (e.type === 'prepare-parity') {
+        this.parityCoder(e.block, e.k, e.data);
       } else if (e.type === 'need-parity') {
-        // Made now, while `data` is valid (a released block may be recycled), handed over after the delay.
-        const g = this.sender.geometry;
-        const symbols = blockEncoder(g.fec, e.data, e.k, g.symbolSize).repair(e.ids);
+        // Made now, while `data` is valid (a released block may be recycled), handed over once set up.
+        const coder = this.parityCoder(e.block, e.k, e.data);
         const { block, ids } = e;
-        this.senderWorkAt(this.now + (this.options.parityDelayMs ?? 0), () => this.sender.supplyParity(block, ids, symbols));
+        if (!coder) this.senderWorkAt(this.now, () => this.sender.parityUnavailable(block));
+        else {
+          const symbols = coder.encoder.repair(ids);
+          this.senderWorkAt(Math.max(this.now, coder.readyAt), () => this.sender.supplyParity(block, ids, symbols));
+        }
       } else if (e.type === 'block-released') {
         if (this.options.recycledBlocks) e.data.fill(0xa5);
       } else if (e.type === 'finished') {
@@ -1278,6 +1288,30 @@ export class SimNetwork extends SimCore<Receiver, SimReceiver> {
       }
       if (this.keepEvents) this.senderEvents.push(e);
     }
+  }
+
+  /**
+   * Block b's coder, as a driver keeps it (the last keptCoders of them, for codes with a set-up): set up from
+   * `data` now if there is none (done parityDelayMs later); null if there is none and no data.
+   */
+  private parityCoder(b: number, k: number, data: Uint8Array | null): { encoder: BlockEncoder; readyAt: number } | null {
+    const kept = this.parityCoders.get(b);
+    if (kept) {
+      this.parityCoders.delete(b);
+      this.parityCoders.set(b, kept);
+      return kept;
+    }
+    if (!data) return null;
+    const g = this.sender.geometry;
+    const coder = { encoder: blockEncoder(g.fec, data, k, g.symbolSize), readyAt: this.now + (this.options.parityDelayMs ?? 0) };
+    if (!encoderHasSetUp(g.fec)) return coder; // it reads the block as it goes: not kept
+    this.parityCoders.set(b, coder);
+    while (this.parityCoders.size > (this.options.keptCoders ?? Infinity)) {
+      const oldest = this.parityCoders.keys().next().value as number;
+      this.parityCoders.get(oldest)!.encoder.dispose();
+      this.parityCoders.delete(oldest);
+    }
+    return coder;
   }
 
   /** A written block's buffer goes back to the engine: once the host's disk has written it, else at once. */

@@ -154,6 +154,8 @@ function report(summary: SenderSummary, json: boolean, quiet: boolean): void {
     wireBytes: s.wireBytes,
     wirePerImage: summary.imageSize > 0 ? s.wireBytes / summary.imageSize : null,
     packets: { source: s.sourcePackets, parity: s.parityPackets, control: s.controlPackets, feedback: s.feedbackPackets },
+    // Blocks read from the image: once each, more where a block left the cache before its last repair.
+    blocksRead: s.blocksRead,
     finalRateBps: s.rateBps,
     rateDecreases: s.rateDecreases,
     queueDrains: s.queueDrains,

@@ -116,6 +116,15 @@ export function canNeedSolve(scheme: FecScheme): boolean {
   return scheme === FecScheme.RaptorQ;
 }
 
+/**
+ * Whether an encoder of this scheme costs a set-up before its first repair symbol, worth making ahead and
+ * keeping for a block's later rounds: a RaptorQ encoder solves the whole block; Reed-Solomon's works from the
+ * block as it goes.
+ */
+export function encoderHasSetUp(scheme: FecScheme): boolean {
+  return scheme === FecScheme.RaptorQ;
+}
+
 export function blockEncoder(scheme: FecScheme, block: Uint8Array, k: number, symbolSize: number): BlockEncoder {
   if (scheme === FecScheme.RaptorQ) {
     const encoder = new RaptorQEncoder(block, symbolSize, k);

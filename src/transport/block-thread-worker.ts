@@ -2,7 +2,7 @@
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { type BlockEncoder, FecScheme, blockEncoder } from '../fec/scheme.js';
+import { type BlockEncoder, blockEncoder, encoderHasSetUp } from '../fec/scheme.js';
 import { type BlockRequest, READY, runRequest } from './block-thread.js';
 
 function setNice(nice: number): void {
@@ -25,15 +25,16 @@ const port = parentPort!;
  */
 const encoders = new Map<number, BlockEncoder>();
 
-function encoderFor(r: Extract<BlockRequest, { kind: 'parity' }>): BlockEncoder {
+function encoderFor(r: Extract<BlockRequest, { kind: 'parity' }>): BlockEncoder | null {
   const kept = encoders.get(r.block);
   if (kept) {
     encoders.delete(r.block);
     encoders.set(r.block, kept);
     return kept;
   }
+  if (!r.data) return null; // asked without the block: the sender reads it again
   const encoder = blockEncoder(r.fec, r.data, r.k, r.symbolSize);
-  if (r.fec !== FecScheme.RaptorQ) return encoder;
+  if (!encoderHasSetUp(r.fec)) return encoder;
   while (encoders.size >= maxEncoders) {
     const oldest = encoders.keys().next().value as number;
     encoders.get(oldest)!.dispose();
@@ -43,8 +44,36 @@ function encoderFor(r: Extract<BlockRequest, { kind: 'parity' }>): BlockEncoder 
   return encoder;
 }
 
+/**
+ * Jobs not started yet. Those the other thread waits for go first; encoder set-ups ahead of parity (no ids)
+ * wait for them: a set-up takes 25 ms on an idle core and several times that on a busy one.
+ */
+const queue: BlockRequest[] = [];
+let draining = false;
+
+const isSetUp = (r: BlockRequest): boolean => r.kind === 'parity' && r.ids.length === 0;
+
+function drain(): void {
+  let next = Math.max(0, queue.findIndex((r) => !isSetUp(r)));
+  const chosen = queue[next]!;
+  // Parity asked for (perhaps without the block) while its block's set-up waits: the set-up first.
+  if (chosen.kind === 'parity') {
+    const setUp = queue.findIndex((r) => isSetUp(r) && r.kind === 'parity' && r.block === chosen.block);
+    if (setUp >= 0) next = setUp;
+  }
+  const [request] = queue.splice(next, 1);
+  const answer = runRequest(request!, encoderFor);
+  port.postMessage(answer, 'symbols' in answer && answer.symbols ? [answer.symbols.buffer as ArrayBuffer] : 'digest' in answer ? [answer.digest.buffer as ArrayBuffer] : []);
+  // Through the event loop, so that jobs posted meanwhile are queued before the next is chosen.
+  if (queue.length > 0) setImmediate(drain);
+  else draining = false;
+}
+
 port.on('message', (request: BlockRequest) => {
-  const answer = runRequest(request, encoderFor);
-  port.postMessage(answer, 'symbols' in answer ? [answer.symbols.buffer as ArrayBuffer] : 'digest' in answer ? [answer.digest.buffer as ArrayBuffer] : []);
+  queue.push(request);
+  if (!draining) {
+    draining = true;
+    setImmediate(drain);
+  }
 });
 port.postMessage(READY);

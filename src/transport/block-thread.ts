@@ -11,13 +11,16 @@ import { type FecScheme, type SolveJob, blockEncoder, solveBlock } from '../fec/
 
 /** One job as the thread gets it. Block memory on a SharedArrayBuffer is shared, not copied. */
 export type BlockRequest =
-  | { seq: number; kind: 'parity'; block: number; fec: FecScheme; k: number; symbolSize: number; ids: number[]; data: Uint8Array }
+  | { seq: number; kind: 'parity'; block: number; fec: FecScheme; k: number; symbolSize: number; ids: number[]; data: Uint8Array | null }
   | { seq: number; kind: 'solve'; job: SolveJob }
   | { seq: number; kind: 'digest'; data: Uint8Array };
 
-/** Parity symbols packed end to end in the order of the request's ids; a solve's outcome; a digest; or why it failed. */
+/**
+ * Parity symbols packed end to end in the order of the request's ids (null: asked without the block, and no
+ * encoder was kept for it); a solve's outcome; a digest; or why it failed.
+ */
 export type BlockAnswer =
-  | { seq: number; symbols: Uint8Array }
+  | { seq: number; symbols: Uint8Array | null }
   | { seq: number; ok: boolean }
   | { seq: number; digest: Uint8Array }
   | { seq: number; error: string };
@@ -50,8 +53,8 @@ export function keptEncoders(blockBytes: number): number {
 
 interface Pending {
   request: BlockRequest;
-  /** The block memory the job reads (and a solve writes). */
-  memory: Uint8Array;
+  /** The block memory the job reads (and a solve writes), if any. */
+  memory: Uint8Array | null;
   answer: (answer: BlockAnswer) => void;
 }
 
@@ -89,11 +92,27 @@ export class BlockThread {
     });
   }
 
-  /** Parity symbols `ids` of `block` from its source `data`, which must stay intact until holds() says no. */
-  parity(fec: FecScheme, block: number, k: number, symbolSize: number, ids: number[], data: Uint8Array, done: (symbols: Uint8Array[]) => void): void {
+  /**
+   * Parity symbols `ids` of `block` from its source `data`, which must stay intact until holds() says no; or,
+   * with `data` null, from the encoder kept for the block, and null if none was kept.
+   */
+  parity(fec: FecScheme, block: number, k: number, symbolSize: number, ids: number[], data: Uint8Array | null, done: (symbols: Uint8Array[] | null) => void): void {
     this.start({ seq: this.seq++, kind: 'parity', block, fec, k, symbolSize, ids, data }, data, (answer) => {
       if ('error' in answer) this.onError(new Error(`cannot make parity for block ${block}: ${answer.error}`));
-      else if ('symbols' in answer) done(ids.map((_, i) => answer.symbols.subarray(i * symbolSize, (i + 1) * symbolSize)));
+      else if ('symbols' in answer) {
+        const packed = answer.symbols;
+        done(packed && ids.map((_, i) => packed.subarray(i * symbolSize, (i + 1) * symbolSize)));
+      }
+    });
+  }
+
+  /**
+   * Sets up `block`'s encoder ahead of its parity (kept for it, like the encoders of blocks repaired). The thread
+   * does this after the jobs that are waited for. `data` must stay intact until holds() says no.
+   */
+  prepare(fec: FecScheme, block: number, k: number, symbolSize: number, data: Uint8Array): void {
+    this.start({ seq: this.seq++, kind: 'parity', block, fec, k, symbolSize, ids: [], data }, data, (answer) => {
+      if ('error' in answer) this.onError(new Error(`cannot make parity for block ${block}: ${answer.error}`));
     });
   }
 
@@ -107,7 +126,7 @@ export class BlockThread {
 
   /** Whether a job not yet answered still uses this buffer. */
   holds(data: Uint8Array): boolean {
-    for (const p of this.pending.values()) if (p.memory.buffer === data.buffer) return true;
+    for (const p of this.pending.values()) if (p.memory?.buffer === data.buffer) return true;
     return false;
   }
 
@@ -120,7 +139,7 @@ export class BlockThread {
     await worker?.terminate();
   }
 
-  private start(request: BlockRequest, memory: Uint8Array, answer: (answer: BlockAnswer) => void): void {
+  private start(request: BlockRequest, memory: Uint8Array | null, answer: (answer: BlockAnswer) => void): void {
     if (this.closed) return;
     this.pending.set(request.seq, { request, memory, answer });
     if (this.broken) setImmediate(() => this.runHere(request.seq));
@@ -157,16 +176,26 @@ export class BlockThread {
   private runHere(seq: number): void {
     const p = this.pending.get(seq);
     if (!p) return;
-    this.finish(runRequest(p.request, (r) => blockEncoder(r.fec, r.data, r.k, r.symbolSize)));
+    // Encoders are not kept on this thread: a set-up ahead of parity is worth nothing, and parity asked without
+    // the block cannot be made.
+    if (p.request.kind === 'parity' && (p.request.ids.length === 0 || !p.request.data)) {
+      return this.finish({ seq, symbols: p.request.ids.length === 0 ? new Uint8Array(0) : null });
+    }
+    this.finish(runRequest(p.request, (r) => blockEncoder(r.fec, r.data!, r.k, r.symbolSize)));
   }
 }
 
-/** Does one job (on whichever thread): `encoderFor` supplies the parity request's encoder. */
-export function runRequest(request: BlockRequest, encoderFor: (r: Extract<BlockRequest, { kind: 'parity' }>) => ReturnType<typeof blockEncoder>): BlockAnswer {
+/**
+ * Does one job (on whichever thread): `encoderFor` supplies the parity request's encoder, or null when asked
+ * without the block and none was kept.
+ */
+export function runRequest(request: BlockRequest, encoderFor: (r: Extract<BlockRequest, { kind: 'parity' }>) => ReturnType<typeof blockEncoder> | null): BlockAnswer {
   try {
     if (request.kind === 'solve') return { seq: request.seq, ok: solveBlock(request.job) };
     if (request.kind === 'digest') return { seq: request.seq, digest: new Uint8Array(sha256(request.data)) }; // (its own buffer: transferred back)
-    const symbols = encoderFor(request).repair(request.ids);
+    const encoder = encoderFor(request);
+    if (!encoder) return { seq: request.seq, symbols: null };
+    const symbols = encoder.repair(request.ids);
     const packed = new Uint8Array(request.ids.length * request.symbolSize);
     symbols.forEach((s, i) => packed.set(s, i * request.symbolSize));
     return { seq: request.seq, symbols: packed };

@@ -98,10 +98,11 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
           else if (e.type === 'need-parity') {
             const { block, ids } = e;
             fecThread!.parity(g.fec, block, e.k, g.symbolSize, ids, e.data, (symbols) => {
-              sender.supplyParity(block, ids, symbols);
+              if (symbols) sender.supplyParity(block, ids, symbols);
+              else sender.parityUnavailable(block);
               loop.schedulePump();
             });
-          }
+          } else if (e.type === 'prepare-parity') fecThread!.prepare(g.fec, e.block, e.k, g.symbolSize, e.data);
           else if (e.type === 'block-released') {
             // (Not while the parity thread still reads it: then it is left to the garbage collector.)
             if (e.data.length === g.blockBytes && !fecThread?.holds(e.data)) released.push(e.data);

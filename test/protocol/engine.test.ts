@@ -476,13 +476,14 @@ test('asyncParity: repairs wait for parity made elsewhere while other blocks go 
 });
 
 test('asyncParity: a block evicted while its parity is being made still gets its repair (parity goes out without it)', () => {
-  for (const seed of [2, 5]) {
-    const bytes = 16 * 200 * 1000 + 77;
+  const blocks = 17;
+  const bytes = 16 * 200 * 1000 + 77;
+  const scenario = (seed: number, keptCoders?: number) => {
     const img = image(bytes, seed);
     const net = new SimNetwork(
       img,
       { sessionId: 42, symbolSize: 1000, blockSymbols: 200, maxRateBps: 200e6, minReceivers: 1, ...RAPTORQ, cacheBytes: 4 * 200 * 1000, asyncParity: true },
-      { seed, borrowedDatagrams: true, recycledBlocks: true, parityDelayMs: 25 },
+      { seed, borrowedDatagrams: true, recycledBlocks: true, parityDelayMs: 25, keptCoders },
     );
     net.addReceiver({ nodeId: 1000, name: 'r0' }, { loss: { rate: 0.05 } });
     // Where each answer falls in the sender's event log, to see blocks released between ask and answer.
@@ -502,7 +503,17 @@ test('asyncParity: a block evicted while its parity is being made still gets its
       if (log.slice(i, answer?.at).some((x) => x.type === 'block-released' && x.block === e.block)) releasedWhileAsked++;
     }
     assert.ok(releasedWhileAsked > 0, 'some block was evicted while its parity was being made');
-    assert.ok(net.summary!.stats.blocksRead < 3 * 17, `blocks read ${net.summary!.stats.blocksRead}: no thrashing`);
+    const withoutBlock = log.filter((e) => e.type === 'need-parity' && e.data === null).length;
+    return { read: net.summary!.stats.blocksRead, withoutBlock };
+  };
+  for (const seed of [2, 5]) {
+    // Later rounds of evicted blocks are asked for without the block: the driver's kept coders answer them.
+    const kept = scenario(seed);
+    assert.ok(kept.withoutBlock > 0, 'parity asked for without the block');
+    assert.equal(kept.read, blocks, 'each block read once');
+    // A driver that keeps one coder answers parityUnavailable: the block is read again and asked for with it.
+    const one = scenario(seed, 1);
+    assert.ok(one.read > blocks && one.read < 3 * blocks, `blocks read ${one.read}: again where needed, no thrashing`);
   }
 });
 
@@ -717,4 +728,64 @@ test('the blocks that end the first pass carry parity unasked when receivers rep
   const clean = lastBlockPlan(0);
   assert.equal(clean.plan, 64);
   assert.equal(clean.parity, 0);
+});
+
+test('a first pass gives way to repairs that are ready: a block\'s repair goes out amid the next block\'s first pass', () => {
+  const img = image(64 * 1000 * 20, 9);
+  // 27 ms per block's first pass at 20 Mbit/s; a request comes back within about 10 ms.
+  const sender = new Sender({ sessionId: 8, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0, maxRateBps: 20e6, adaptiveRate: false }, 0);
+  const receiver = new Receiver({ nodeId: 1 }, 0);
+  const sent: { block: number; tsn: number }[] = [];
+  const output = new Uint8Array(img.length);
+  pair(img, sender, receiver, {
+    toReceiver: (d) => {
+      if (readHeader(d).type !== PacketType.Data) return true;
+      const data = decodeData(d);
+      sent.push({ block: data.block, tsn: data.tsn });
+      return data.seq % 50 !== 7;
+    },
+    onBlock: (data, offset) => output.set(data, offset),
+  });
+  assert.ok(receiver.isComplete, 'the receiver completed');
+  assert.ok(Buffer.from(output).equals(Buffer.from(img)));
+  // Repairs of a block sent between two source symbols of a later block's first pass.
+  let amid = 0;
+  let lastSource = -1;
+  for (let i = 0; i < sent.length; i++) {
+    const s = sent[i]!;
+    if (s.tsn < 64) {
+      lastSource = s.block;
+      continue;
+    }
+    const nextSource = sent.slice(i + 1).find((x) => x.tsn < 64);
+    if (nextSource && nextSource.block === lastSource && lastSource > s.block) amid++;
+  }
+  assert.ok(amid > 0, 'no repair went out during a later first pass');
+  // And every first pass was finished: each source symbol went out once.
+  assert.equal(sender.getStats().sourcePackets, 20 * 64);
+});
+
+test('asyncParity: once loss is reported, each block\'s coder set-up is asked for as its first pass begins; never without loss', () => {
+  const scenario = (loss: number) =>
+    run({
+      bytes: 3_000_000,
+      seed: 6,
+      sender: { ...RAPTORQ, blockSymbols: 300, asyncParity: true },
+      receivers: [{ loss: { rate: loss } }, {}],
+      network: { parityDelayMs: 40 },
+    });
+  const clean = scenario(0);
+  assertAllExact(clean.net, clean.img);
+  assert.equal(clean.net.senderEvents.filter((e) => e.type === 'prepare-parity').length, 0);
+  const lossy = scenario(0.05);
+  assertAllExact(lossy.net, lossy.img);
+  const log = lossy.net.senderEvents;
+  const prepared = log.flatMap((e, i) => (e.type === 'prepare-parity' ? [{ block: e.block, at: i }] : []));
+  assert.equal(new Set(prepared.map((p) => p.block)).size, prepared.length, 'each block at most once');
+  // Blocks 0-9: the first loss reports come during block 0 or 1; the later blocks are all set up ahead.
+  assert.ok(prepared.length >= 8, `${prepared.length} blocks prepared`);
+  for (const p of prepared) {
+    const asked = log.findIndex((e) => e.type === 'need-parity' && e.block === p.block);
+    assert.ok(asked < 0 || asked > p.at, `block ${p.block} prepared before its parity was asked for`);
+  }
 });

@@ -29,15 +29,21 @@ test('parity made on the thread equals parity made inline, from a kept encoder o
       { block: 0, ids: [K + 9] }, // block 0's encoder was dropped for block 2's (2 kept): made again, same symbols
     ];
     for (const r of requests) {
-      const answered = new Promise<Uint8Array[]>((resolve) => thread.parity(FecScheme.RaptorQ, r.block, K, S, r.ids, blocks[r.block]!, resolve));
+      const answered = new Promise<Uint8Array[] | null>((resolve) => thread.parity(FecScheme.RaptorQ, r.block, K, S, r.ids, blocks[r.block]!, resolve));
       assert.ok(thread.holds(blocks[r.block]!), 'the block is in use until answered');
       assert.ok(!thread.holds(new Uint8Array(new SharedArrayBuffer(8))));
       const symbols = await answered;
+      assert.ok(symbols);
       assert.ok(!thread.holds(blocks[r.block]!), 'released once answered');
       const inline = blockEncoder(FecScheme.RaptorQ, blocks[r.block]!, K, S).repair(r.ids);
       assert.equal(symbols.length, r.ids.length);
       symbols.forEach((s, i) => assert.ok(Buffer.from(s).equals(Buffer.from(inline[i]!)), `block ${r.block} symbol ${r.ids[i]}`));
     }
+    // Asked without the block: from the encoder kept for it (block 0, used last), or null when none is (block 1's
+    // was dropped): the sender then reads the block again.
+    const kept = await new Promise<Uint8Array[] | null>((resolve) => thread.parity(FecScheme.RaptorQ, 0, K, S, [K + 20], null, resolve));
+    assert.ok(kept && Buffer.from(kept[0]!).equals(Buffer.from(blockEncoder(FecScheme.RaptorQ, blocks[0]!, K, S).repair([K + 20])[0]!)));
+    assert.equal(await new Promise<Uint8Array[] | null>((resolve) => thread.parity(FecScheme.RaptorQ, 1, K, S, [K + 20], null, resolve)), null);
     assert.deepEqual(errors, []);
   } finally {
     await thread.close();
@@ -130,14 +136,36 @@ test('a thread that dies costs speed, not the transfer: its unanswered job and l
   try {
     const block = sharedBlock(11);
     const inline = blockEncoder(FecScheme.RaptorQ, block, K, S).repair([K + 3, K + 4]);
-    const first = new Promise<Uint8Array[]>((resolve) => thread.parity(FecScheme.RaptorQ, 0, K, S, [K + 3], block, resolve));
+    const first = new Promise<Uint8Array[] | null>((resolve) => thread.parity(FecScheme.RaptorQ, 0, K, S, [K + 3], block, resolve));
     // (Reaching in: nothing outside kills the thread.)
     await (thread as unknown as { worker: Worker }).worker.terminate();
-    const second = new Promise<Uint8Array[]>((resolve) => thread.parity(FecScheme.RaptorQ, 0, K, S, [K + 4], block, resolve));
+    const second = new Promise<Uint8Array[] | null>((resolve) => thread.parity(FecScheme.RaptorQ, 0, K, S, [K + 4], block, resolve));
     const [a, b] = await Promise.all([first, second]);
+    assert.ok(a && b);
     assert.ok(Buffer.from(a[0]!).equals(Buffer.from(inline[0]!)));
     assert.ok(Buffer.from(b[0]!).equals(Buffer.from(inline[1]!)));
     assert.deepEqual(errors, []);
+  } finally {
+    await thread.close();
+  }
+});
+
+test('an encoder set up ahead (prepare) waits for the jobs that are waited for, and parity asked later without the block comes from it', async () => {
+  const thread = new BlockThread(4, (err) => assert.fail(err));
+  try {
+    const blocks = [sharedBlock(21), sharedBlock(22), sharedBlock(23)];
+    // Posted together while the thread loads: the digest is chosen first, the set-ups after it.
+    for (const [b, data] of blocks.entries()) thread.prepare(FecScheme.RaptorQ, b, K, S, data);
+    const digestBlock = sharedBlock(24);
+    const heldAtDigest = await new Promise<boolean[]>((resolve) => thread.digest(digestBlock, () => resolve(blocks.map((d) => thread.holds(d)))));
+    assert.deepEqual(heldAtDigest, [true, true, true], 'no set-up ran before the digest');
+    for (const [b, data] of blocks.entries()) {
+      const symbols = await new Promise<Uint8Array[] | null>((resolve) => thread.parity(FecScheme.RaptorQ, b, K, S, [K + 3], null, resolve));
+      assert.ok(symbols, `block ${b}'s encoder was kept`);
+      const inline = blockEncoder(FecScheme.RaptorQ, data, K, S).repair([K + 3]);
+      assert.ok(Buffer.from(symbols[0]!).equals(Buffer.from(inline[0]!)), `block ${b}`);
+    }
+    for (const data of blocks) assert.ok(!thread.holds(data), 'released');
   } finally {
     await thread.close();
   }
