@@ -25,7 +25,7 @@ const port = parentPort!;
  */
 const encoders = new Map<number, BlockEncoder>();
 
-function encoderFor(r: Extract<BlockRequest, { kind: 'parity' }>): BlockEncoder | null {
+function encoderFor(r: ParityRequest): BlockEncoder | null {
   const kept = encoders.get(r.block);
   if (kept) {
     encoders.delete(r.block);
@@ -51,14 +51,15 @@ function encoderFor(r: Extract<BlockRequest, { kind: 'parity' }>): BlockEncoder 
 const queue: BlockRequest[] = [];
 let draining = false;
 
-const isSetUp = (r: BlockRequest): boolean => r.kind === 'parity' && r.ids.length === 0;
+type ParityRequest = Extract<BlockRequest, { kind: 'parity' }>;
+const isSetUp = (r: BlockRequest): r is ParityRequest => r.kind === 'parity' && r.ids.length === 0;
 
 function drain(): void {
   let next = Math.max(0, queue.findIndex((r) => !isSetUp(r)));
   const chosen = queue[next]!;
   // Parity asked for (perhaps without the block) while its block's set-up waits: the set-up first.
   if (chosen.kind === 'parity') {
-    const setUp = queue.findIndex((r) => isSetUp(r) && r.kind === 'parity' && r.block === chosen.block);
+    const setUp = queue.findIndex((r) => isSetUp(r) && r.block === chosen.block);
     if (setUp >= 0) next = setUp;
   }
   const [request] = queue.splice(next, 1);

@@ -36,6 +36,9 @@ export type BlockAnswer =
 export const FEC_NICE = 5;
 export const DIGEST_NICE = 0;
 
+/** Encoder set-ups made ahead (prepare()) that may wait for the thread at once. */
+export const MAX_QUEUED_SET_UPS = 2;
+
 /** The thread's first message: it has loaded. */
 export const READY = 'ready';
 
@@ -66,6 +69,8 @@ export class BlockThread {
   private threadReady = false;
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
+  /** prepare() jobs not answered yet. */
+  private queuedSetUps = 0;
 
   constructor(
     /** RaptorQ encoders the thread keeps for later repair rounds of a block (keptEncoders()). */
@@ -108,10 +113,14 @@ export class BlockThread {
 
   /**
    * Sets up `block`'s encoder ahead of its parity (kept for it, like the encoders of blocks repaired). The thread
-   * does this after the jobs that are waited for. `data` must stay intact until holds() says no.
+   * does this after the jobs that are waited for. `data` must stay intact until holds() says no. Skipped while
+   * MAX_QUEUED_SET_UPS wait: a thread that falls behind would hold every block read meanwhile.
    */
   prepare(fec: FecScheme, block: number, k: number, symbolSize: number, data: Uint8Array): void {
+    if (this.queuedSetUps >= MAX_QUEUED_SET_UPS) return;
+    this.queuedSetUps++;
     this.start({ seq: this.seq++, kind: 'parity', block, fec, k, symbolSize, ids: [], data }, data, (answer) => {
+      this.queuedSetUps--;
       if ('error' in answer) this.onError(new Error(`cannot make parity for block ${block}: ${answer.error}`));
     });
   }

@@ -449,7 +449,7 @@ test('either scheme: a block repaired past 256 transmissions gets a new symbol w
 });
 
 test('asyncParity: repairs wait for parity made elsewhere while other blocks go out; same images, same repair volume', () => {
-  // The driver makes RaptorQ parity on another thread: 40 ms per answer here (a whole-block solve).
+  // The driver makes RaptorQ parity on another thread: 40 ms per block's encoder set-up here (a whole-block solve).
   const scenario = (asyncParity: boolean, parityDelayMs = 0) =>
     run({
       bytes: 3_000_000,

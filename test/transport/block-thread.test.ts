@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomFillSync } from 'node:crypto';
 import { FecScheme, blockDecoder, blockEncoder } from '../../src/fec/scheme.js';
 import type { Worker } from 'node:worker_threads';
-import { BlockThread, DIGEST_NICE } from '../../src/transport/block-thread.js';
+import { BlockThread, DIGEST_NICE, MAX_QUEUED_SET_UPS } from '../../src/transport/block-thread.js';
 
 const S = 512;
 const K = 300;
@@ -154,18 +154,24 @@ test('an encoder set up ahead (prepare) waits for the jobs that are waited for, 
   const thread = new BlockThread(4, (err) => assert.fail(err));
   try {
     const blocks = [sharedBlock(21), sharedBlock(22), sharedBlock(23)];
-    // Posted together while the thread loads: the digest is chosen first, the set-ups after it.
+    // Posted together while the thread loads: the digest is chosen first, the set-ups after it. The third is
+    // skipped: MAX_QUEUED_SET_UPS (2) wait already.
+    assert.equal(MAX_QUEUED_SET_UPS, 2);
     for (const [b, data] of blocks.entries()) thread.prepare(FecScheme.RaptorQ, b, K, S, data);
     const digestBlock = sharedBlock(24);
     const heldAtDigest = await new Promise<boolean[]>((resolve) => thread.digest(digestBlock, () => resolve(blocks.map((d) => thread.holds(d)))));
-    assert.deepEqual(heldAtDigest, [true, true, true], 'no set-up ran before the digest');
-    for (const [b, data] of blocks.entries()) {
+    assert.deepEqual(heldAtDigest, [true, true, false], 'no set-up ran before the digest; the third was not queued');
+    for (const [b, data] of blocks.slice(0, 2).entries()) {
       const symbols = await new Promise<Uint8Array[] | null>((resolve) => thread.parity(FecScheme.RaptorQ, b, K, S, [K + 3], null, resolve));
       assert.ok(symbols, `block ${b}'s encoder was kept`);
       const inline = blockEncoder(FecScheme.RaptorQ, data, K, S).repair([K + 3]);
       assert.ok(Buffer.from(symbols[0]!).equals(Buffer.from(inline[0]!)), `block ${b}`);
     }
     for (const data of blocks) assert.ok(!thread.holds(data), 'released');
+    assert.equal(await new Promise<Uint8Array[] | null>((resolve) => thread.parity(FecScheme.RaptorQ, 2, K, S, [K + 3], null, resolve)), null, 'block 2 was never set up');
+    // Answered set-ups no longer count: a new one is queued.
+    thread.prepare(FecScheme.RaptorQ, 2, K, S, blocks[2]!);
+    assert.ok(thread.holds(blocks[2]!));
   } finally {
     await thread.close();
   }
