@@ -601,8 +601,10 @@ function pair(
     toReceiver?: (d: Buffer) => boolean;
     fromReceiver?: (d: Buffer) => void;
     onBlock?: (data: Uint8Array, offset: number) => void;
-    /** The digest the application supplies with a block (none: the sender hashes it). */
-    digestOf?: (block: number, data: Uint8Array) => Uint8Array | undefined;
+    /** The digest the application supplies with a block (none: the sender hashes it; null: supplyDigest later). */
+    digestOf?: (block: number, data: Uint8Array) => Uint8Array | null | undefined;
+    /** Runs after each step (the time in ms): to supply digests later, for example. */
+    onStep?: (now: number) => void;
   },
 ): void {
   let now = 0;
@@ -630,6 +632,7 @@ function pair(
       const data = img.subarray(e.block * 64_000, Math.min(img.length, (e.block + 1) * 64_000));
       sender.supplyBlock(e.block, data, hooks.digestOf?.(e.block, data));
     }
+    hooks.onStep?.(now);
     const next = Math.min(sender.nextTimeout(now) ?? Infinity, receiver.nextTimeout(now) ?? Infinity);
     now = Math.max(now + 0.01, Number.isFinite(next) ? next : now + 1);
     sender.handleTimeout(now);
@@ -788,4 +791,76 @@ test('asyncParity: once loss is reported, each block\'s coder set-up is asked fo
     const asked = log.findIndex((e) => e.type === 'need-parity' && e.block === p.block);
     assert.ok(asked < 0 || asked > p.at, `block ${p.block} prepared before its parity was asked for`);
   }
+});
+
+test('digests made after their blocks went out (supplyDigest) follow them; receivers verify against them; a wrong one fails its block', () => {
+  const img = image(64 * 1000 * 6 + 77, 4);
+  const sha = (data: Uint8Array): Uint8Array => createHash('sha256').update(data).digest();
+  const newSender = () => new Sender({ sessionId: 9, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0, maxRateBps: 20e6 }, 0);
+  // Blocks 0-2 are supplied without digests, which come 40 ms after the transfer starts (a thread loading).
+  const run = (digestFor: (block: number, data: Uint8Array) => Uint8Array) => {
+    const sender = newSender();
+    const receiver = new Receiver({ nodeId: 1 }, 0);
+    const late = new Map<number, Uint8Array>();
+    const output = new Uint8Array(img.length);
+    const order: string[] = [];
+    let startedAt = -1;
+    pair(img, sender, receiver, {
+      digestOf: (block, data) => {
+        if (block > 2) return sha(data);
+        late.set(block, digestFor(block, data));
+        return null;
+      },
+      toReceiver: (d) => {
+        const type = readHeader(d).type;
+        if (type === PacketType.Data && startedAt < 0) startedAt = order.length;
+        if (type === PacketType.Data) order.push(`data ${decodeData(d).block}`);
+        if (type === PacketType.Hashes) order.push('hashes');
+        return true;
+      },
+      onStep: (now) => {
+        if (startedAt < 0 || now < 40) return;
+        for (const [block, digest] of late) sender.supplyDigest(block, digest);
+        late.clear();
+      },
+      onBlock: (data, offset) => output.set(data, offset),
+    });
+    return { sender, receiver, output, order };
+  };
+  const good = run((_, data) => sha(data));
+  assert.ok(good.receiver.isComplete, 'the receiver completed');
+  assert.ok(Buffer.from(good.output).equals(Buffer.from(img)));
+  assert.equal(good.order[0], 'data 0', 'block 0 went out before any digest');
+  assert.ok(good.order.indexOf('hashes') > good.order.indexOf('data 1'), 'its digest followed');
+
+  const bad = run((block, data) => (block === 1 ? sha(data.subarray(1)) : sha(data)));
+  assert.ok(bad.receiver.isDone && !bad.receiver.isComplete, 'a wrong late digest is never accepted');
+  assert.ok(bad.receiver.getStats().hashMismatches >= 1);
+
+  const sender = newSender();
+  assert.throws(() => sender.supplyDigest(99, new Uint8Array(32)), /supplyDigest: no block 99/);
+  assert.throws(() => sender.supplyDigest(0, new Uint8Array(31)), /digest must be 32 bytes, got 31/);
+});
+
+test('the image\'s short last block may come zero-padded to whole symbols: used as it is, not copied', () => {
+  const img = image(64 * 1000 * 2 + 1500, 5); // last block: 1500 bytes, 2 symbols (2000 bytes padded)
+  const sender = new Sender({ sessionId: 10, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0 }, 0);
+  const receiver = new Receiver({ nodeId: 1 }, 0);
+  const output = new Uint8Array(img.length);
+  const lastPadded = new Uint8Array(2000);
+  lastPadded.set(img.subarray(128_000));
+  const bad = new Uint8Array(2000);
+  bad.set(img.subarray(128_000));
+  bad[1999] = 1;
+  let released = 0;
+  let e;
+  while ((e = sender.pollEvent()) && e.type !== 'need-block');
+  assert.throws(() => sender.supplyBlock(2, bad), /block 2's padding is not zeros/);
+  assert.throws(() => sender.supplyBlock(2, new Uint8Array(1800)), /block 2 must be 1500 bytes \(or 2000, zero-padded to whole symbols\), got 1800/);
+  sender.supplyBlock(2, lastPadded);
+  while ((e = sender.pollEvent())) if (e.type === 'block-released' && e.block === 2) released++;
+  assert.equal(released, 0, 'the padded block is kept as it is (a short one is copied and handed back at once)');
+  pair(img, sender, receiver, { onBlock: (data, offset) => output.set(data, offset) });
+  assert.ok(receiver.isComplete, 'the receiver completed');
+  assert.ok(Buffer.from(output).equals(Buffer.from(img)));
 });
