@@ -95,9 +95,10 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       if (offThread) fecThread = new BlockThread(keptEncoders(g.blockBytes), fail);
       // Blocks are hashed as they are read, off the event loop (and off the parity thread, whose set-ups can queue).
       // Until it has loaded, the sender hashes small ones itself and sends large ones before their digests
-      // (INLINE_DIGEST_MAX_BYTES): the first blocks are wanted at once.
-      const digests = (digestThread = new BlockThread(0, fail, DIGEST_NICE));
-      digests.prestart();
+      // (INLINE_DIGEST_MAX_BYTES): the first blocks are wanted at once. Not at all when the digests were given
+      // (the site server's content library has them).
+      const digests = opts.sender?.blockHashes ? null : (digestThread = new BlockThread(0, fail, DIGEST_NICE));
+      digests?.prestart();
       function drain(): void {
         let e;
         while ((e = sender.pollEvent())) {
@@ -112,7 +113,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
           } else if (e.type === 'prepare-parity') fecThread!.prepare(g.fec, e.block, e.k, g.symbolSize, e.data);
           else if (e.type === 'block-released') {
             // (Not while a thread still reads it: then it is left to the garbage collector.)
-            if (e.data.length === g.blockBytes && !fecThread?.holds(e.data) && !digests.holds(e.data)) released.push(e.data);
+            if (e.data.length === g.blockBytes && !fecThread?.holds(e.data) && !digests?.holds(e.data)) released.push(e.data);
           } else if (e.type === 'finished') {
             loop.stop();
             socket.close();
@@ -145,7 +146,8 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
               sender.supplyBlock(block, buf, digest);
               loop.schedulePump();
             };
-            if (digests.ready) digests.digest(data, supply);
+            if (!digests) supply(); // the engine has the digests
+            else if (digests.ready) digests.digest(data, supply);
             else if (length <= INLINE_DIGEST_MAX_BYTES) supply();
             else {
               supply(null);
