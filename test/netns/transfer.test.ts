@@ -44,10 +44,11 @@ test('unlimited uplink with 5 % loss, encryption and RaptorQ: exact images, no p
   const lan = await buildLan({ receivers: 3, loss: 0.05 });
   try {
     const image = join(dir, 'image.bin');
-    writeFileSync(image, randomBytes(6 * 1024 * 1024));
+    // 2048-symbol blocks (2.9 MB): the first go out before the digest thread has hashed them, their digests after.
+    writeFileSync(image, randomBytes(12 * 1024 * 1024 + 4321));
     const { sender, results } = await transfer(lan, dir, image, {
       group: '239.255.77.22',
-      senderArgs: ['--fec', 'raptorq', '--block-symbols', '1024'],
+      senderArgs: ['--fec', 'raptorq', '--block-symbols', '2048'],
       bothArgs: ['--key', 'ns-secret'],
       limitMs: 120_000,
     });
@@ -55,6 +56,7 @@ test('unlimited uplink with 5 % loss, encryption and RaptorQ: exact images, no p
     const summary = JSON.parse(sender.stdout);
     assert.equal(summary.fec, 'raptorq');
     assert.ok(summary.packets.parity > 0, 'repairs went out (their parity made on the FEC thread)');
+    assert.equal(summary.blocksRead, 5, 'each block read once');
     for (const [i, r] of results.entries()) {
       assert.equal(r.code, 0, `receiver ${i}: ${r.stderr}`);
       assert.equal(sha(join(dir, `out${i}.bin`)), sha(image));
