@@ -1,22 +1,12 @@
-// The worker thread of BlockThread (block-thread.ts): hashes blocks, makes parity and runs solves.
-import { readlinkSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
+// The worker thread of BlockThread (block-thread.ts): makes parity, runs solves (and hashes blocks, though `send`
+// hashes on a digest-only thread: digest-thread-worker.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { type BlockEncoder, blockEncoder, encoderHasSetUp } from '../fec/scheme.js';
-import { type BlockRequest, READY, runRequest } from './block-thread.js';
-
-function setNice(nice: number): void {
-  try {
-    // Linux: /proc/thread-self names this thread's id, and setpriority() on a thread id sets that thread only.
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.max(getPriority(tid), nice));
-  } catch {
-    // Elsewhere the thread keeps the process's priority.
-  }
-}
+import { type BlockRequest, runRequest } from './block-thread.js';
+import { READY, setThreadNice } from './worker-common.js';
 
 const { maxEncoders, nice } = workerData as { maxEncoders: number; nice: number };
-setNice(nice);
+setThreadNice(nice);
 const port = parentPort!;
 /**
  * RaptorQ encoders by block, most recently used last: the set-up (a whole-block solve) is the cost, and a

@@ -8,6 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { sha256 } from '../protocol/common.js';
 import { type FecScheme, type SolveJob, blockEncoder, solveBlock } from '../fec/scheme.js';
+import { READY } from './worker-common.js';
 
 /** One job as the thread gets it. Block memory on a SharedArrayBuffer is shared, not copied. */
 export type BlockRequest =
@@ -39,8 +40,9 @@ export const DIGEST_NICE = 0;
 /** Encoder set-ups made ahead (prepare()) that may wait for the thread at once. */
 export const MAX_QUEUED_SET_UPS = 2;
 
-/** The thread's first message: it has loaded. */
-export const READY = 'ready';
+/** The worker scripts: parity, solves and digests; digests only (it loads faster, none of the FEC code). */
+const FEC_WORKER = './block-thread-worker.js';
+const DIGEST_WORKER = './digest-thread-worker.js';
 
 /**
  * Memory for the RaptorQ encoders the thread keeps (each about a block). Later repair rounds of a block come
@@ -77,7 +79,13 @@ export class BlockThread {
     private readonly maxEncoders: number,
     private readonly onError: (err: Error) => void,
     private readonly nice = FEC_NICE,
+    private readonly workerFile = FEC_WORKER,
   ) {}
+
+  /** A thread for digest jobs only, at DIGEST_NICE. */
+  static forDigests(onError: (err: Error) => void): BlockThread {
+    return new BlockThread(0, onError, DIGEST_NICE, DIGEST_WORKER);
+  }
 
   /** Starts the thread now rather than with the first job (it takes tens of ms to load). */
   prestart(): void {
@@ -164,7 +172,7 @@ export class BlockThread {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./block-thread-worker.js', import.meta.url), { workerData: { maxEncoders: this.maxEncoders, nice: this.nice } });
+    const worker = new Worker(new URL(this.workerFile, import.meta.url), { workerData: { maxEncoders: this.maxEncoders, nice: this.nice } });
     worker.on('message', (answer: BlockAnswer | typeof READY) => {
       if (answer === READY) this.threadReady = true;
       else this.finish(answer);

@@ -11,7 +11,7 @@ import { Receiver, type FailureReason, type ReceiverEvent, type ReceiverStats } 
 import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type ReceiverRecord } from '../protocol/sender.js';
 import { DATA_HEADER_BYTES, HASH_BYTES } from '../protocol/wire.js';
 import { EngineLoop, clock } from './drive.js';
-import { BlockThread, DIGEST_NICE, keptEncoders } from './block-thread.js';
+import { BlockThread, keptEncoders } from './block-thread.js';
 import { FecScheme } from '../fec/scheme.js';
 import { blockDeviceBytes, findBlockDevice } from './block-device.js';
 import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
@@ -97,7 +97,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
       // Until it has loaded, the sender hashes small ones itself and sends large ones before their digests
       // (INLINE_DIGEST_MAX_BYTES): the first blocks are wanted at once. Not at all when the digests were given
       // (the site server's content library has them).
-      const digests = opts.sender?.blockHashes ? null : (digestThread = new BlockThread(0, fail, DIGEST_NICE));
+      const digests = opts.sender?.blockHashes ? null : (digestThread = BlockThread.forDigests(fail));
       digests?.prestart();
       function drain(): void {
         let e;

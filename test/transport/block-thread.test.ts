@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomFillSync } from 'node:crypto';
 import { FecScheme, blockDecoder, blockEncoder } from '../../src/fec/scheme.js';
 import type { Worker } from 'node:worker_threads';
-import { BlockThread, DIGEST_NICE, MAX_QUEUED_SET_UPS } from '../../src/transport/block-thread.js';
+import { BlockThread, MAX_QUEUED_SET_UPS } from '../../src/transport/block-thread.js';
 
 const S = 512;
 const K = 300;
@@ -88,7 +88,7 @@ test('a solve on the thread rebuilds the lost source symbols in the shared block
 });
 
 test('a digest made on the thread is the block\'s SHA-256; ready once the thread has loaded, and a job sent before waits for it', async () => {
-  const thread = new BlockThread(0, (err) => assert.fail(err), DIGEST_NICE);
+  const thread = BlockThread.forDigests((err) => assert.fail(err));
   try {
     assert.equal(thread.ready, false, 'not started yet');
     const block = sharedBlock(5);
@@ -106,6 +106,16 @@ test('a digest made on the thread is the block\'s SHA-256; ready once the thread
     await thread.close();
   }
   assert.equal(thread.ready, false, 'closed');
+  // It does digests only (its worker loads none of the FEC code): other jobs are errors that say so.
+  const errors: Error[] = [];
+  const digestsOnly = BlockThread.forDigests((err) => errors.push(err));
+  try {
+    digestsOnly.parity(FecScheme.RaptorQ, 3, K, S, [K], sharedBlock(6), () => assert.fail('answered'));
+    for (let i = 0; i < 200 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.match(errors[0]?.message ?? '', /cannot make parity for block 3: a digest thread does not do parity jobs/);
+  } finally {
+    await digestsOnly.close();
+  }
 });
 
 test('a job the thread cannot do is an error that names it; nothing is answered after close()', async () => {
