@@ -798,7 +798,7 @@ test('digests made after their blocks went out (supplyDigest) follow them; recei
   const sha = (data: Uint8Array): Uint8Array => createHash('sha256').update(data).digest();
   const newSender = () => new Sender({ sessionId: 9, imageSize: img.length, symbolSize: 1000, blockSymbols: 64, minReceivers: 1, settleMs: 0, maxRateBps: 20e6 }, 0);
   // Blocks 0-2 are supplied without digests, which come 40 ms after the transfer starts (a thread loading).
-  const run = (digestFor: (block: number, data: Uint8Array) => Uint8Array) => {
+  const transfer = (digestFor: (block: number, data: Uint8Array) => Uint8Array) => {
     const sender = newSender();
     const receiver = new Receiver({ nodeId: 1 }, 0);
     const late = new Map<number, Uint8Array>();
@@ -827,13 +827,13 @@ test('digests made after their blocks went out (supplyDigest) follow them; recei
     });
     return { sender, receiver, output, order };
   };
-  const good = run((_, data) => sha(data));
+  const good = transfer((_, data) => sha(data));
   assert.ok(good.receiver.isComplete, 'the receiver completed');
   assert.ok(Buffer.from(good.output).equals(Buffer.from(img)));
   assert.equal(good.order[0], 'data 0', 'block 0 went out before any digest');
   assert.ok(good.order.indexOf('hashes') > good.order.indexOf('data 1'), 'its digest followed');
 
-  const bad = run((block, data) => (block === 1 ? sha(data.subarray(1)) : sha(data)));
+  const bad = transfer((block, data) => (block === 1 ? sha(data.subarray(1)) : sha(data)));
   assert.ok(bad.receiver.isDone && !bad.receiver.isComplete, 'a wrong late digest is never accepted');
   assert.ok(bad.receiver.getStats().hashMismatches >= 1);
 
