@@ -60,9 +60,16 @@ function peerSkip(tool: Tool): string | false {
   return skip || (missing.length ? `${missing.join(', ')} not installed (apt-get install ${tool.name})` : false);
 }
 
+// On a LAN of their own without loss: what is checked is how the harness drives the peers, and udpcast at 1 %
+// loss sometimes stalls for good (a CI run: 348 KB of 4 MiB sent, then nothing for 30 s; its own defect, which
+// the benchmark records as a timeout). The harness's handling of a tool that hangs is the test after next.
+const lossless: Scenario = { ...quickScenarios()[0]!, name: 'test-n2-loss0-500mbit', receivers: 2 };
+
 for (const tool of [udpcast, uftp]) {
-  test(`${tool.name}: every receiver gets the image with about one copy on the wire`, { skip: peerSkip(tool), timeout: 90_000 }, async () => {
-    const r = await runOne(lan, scenario, tool, cfg);
+  test(`${tool.name}: every receiver gets the image with about one copy on the wire`, { skip: peerSkip(tool), timeout: 90_000 }, async (t) => {
+    const peerLan = await buildLan({ receivers: 2, senderRate: '500mbit' });
+    t.after(() => peerLan.teardown());
+    const r = await runOne(peerLan, lossless, tool, cfg);
     assert.equal(r.status, 'ok', JSON.stringify(r));
     assert.ok(r.wireRatio !== null && r.wireRatio > 0.95 && r.wireRatio < 1.8, `wire/image ${r.wireRatio}`);
     assert.ok(r.timeS !== null && r.timeS < 30);
