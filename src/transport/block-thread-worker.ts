@@ -5,6 +5,8 @@ import { type BlockEncoder, blockEncoder, encoderHasSetUp } from '../fec/scheme.
 import { type BlockRequest, runRequest } from './block-thread.js';
 import { READY, setThreadNice } from './worker-common.js';
 
+type ParityRequest = Extract<BlockRequest, { kind: 'parity' }>;
+
 const { maxEncoders, nice } = workerData as { maxEncoders: number; nice: number };
 setThreadNice(nice);
 const port = parentPort!;
@@ -41,7 +43,6 @@ function encoderFor(r: ParityRequest): BlockEncoder | null {
 const queue: BlockRequest[] = [];
 let draining = false;
 
-type ParityRequest = Extract<BlockRequest, { kind: 'parity' }>;
 const isSetUp = (r: BlockRequest): r is ParityRequest => r.kind === 'parity' && r.ids.length === 0;
 
 function drain(): void {
