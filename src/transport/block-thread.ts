@@ -6,9 +6,8 @@
 // receiver's reading, timers and replies (its round-trip samples, and so every repair timer of the session,
 // grow with the stall).
 import { Worker } from 'node:worker_threads';
-import { sha256 } from '../protocol/common.js';
 import { type FecScheme, type SolveJob, blockEncoder, solveBlock } from '../fec/scheme.js';
-import { READY } from './worker-common.js';
+import { READY, digestAnswer } from './worker-common.js';
 
 /** One job as the thread gets it. Block memory on a SharedArrayBuffer is shared, not copied. */
 export type BlockRequest =
@@ -193,12 +192,9 @@ export class BlockThread {
   private runHere(seq: number): void {
     const p = this.pending.get(seq);
     if (!p) return;
-    // Encoders are not kept on this thread: a set-up ahead of parity is worth nothing, and parity asked without
-    // the block cannot be made.
-    if (p.request.kind === 'parity' && (p.request.ids.length === 0 || !p.request.data)) {
-      return this.finish({ seq, symbols: p.request.ids.length === 0 ? new Uint8Array(0) : null });
-    }
-    this.finish(runRequest(p.request, (r) => blockEncoder(r.fec, r.data!, r.k, r.symbolSize)));
+    // Encoders are not kept on this thread: a set-up ahead of parity (no ids) is worth nothing, and parity asked
+    // without the block cannot be made.
+    this.finish(runRequest(p.request, (r) => (r.data && r.ids.length > 0 ? blockEncoder(r.fec, r.data, r.k, r.symbolSize) : null)));
   }
 }
 
@@ -209,7 +205,7 @@ export class BlockThread {
 export function runRequest(request: BlockRequest, encoderFor: (r: Extract<BlockRequest, { kind: 'parity' }>) => ReturnType<typeof blockEncoder> | null): BlockAnswer {
   try {
     if (request.kind === 'solve') return { seq: request.seq, ok: solveBlock(request.job) };
-    if (request.kind === 'digest') return { seq: request.seq, digest: new Uint8Array(sha256(request.data)) }; // (its own buffer: transferred back)
+    if (request.kind === 'digest') return digestAnswer(request.seq, request.data);
     const encoder = encoderFor(request);
     if (!encoder) return { seq: request.seq, symbols: null };
     const symbols = encoder.repair(request.ids);
