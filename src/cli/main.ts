@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { fecKernelName } from '../fec/index.js';
 import { DEFAULT_RAPTORQ_SYMBOLS, DEFAULT_REED_SOLOMON_SYMBOLS, MAX_RAPTORQ_SYMBOLS, maxBlockSymbols, parseFecScheme } from '../fec/scheme.js';
 import { sendImage, receiveImage, type ReceiveResult } from '../transport/session.js';
+import { PACING_NICE } from '../transport/thread-priority.js';
 import type { SenderSummary } from '../protocol/sender.js';
 import { formatBytes, formatRate, parseIntOption, parseRate, parseSeconds } from './units.js';
 import { Exit, checked, interruptSignal, log, progressBar, receiveExitCode } from './shared.js';
@@ -104,6 +105,7 @@ endpointOptions(
       mtu: o.mtu,
       key,
       signal: controller.signal,
+      pacingNice: PACING_NICE,
       onWarning: (w) => log(quiet, `warning: ${w}`),
       sender: {
         maxRateBps: o.rate,

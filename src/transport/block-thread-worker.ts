@@ -3,7 +3,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type BlockEncoder, blockEncoder, encoderHasSetUp } from '../fec/scheme.js';
 import { type BlockRequest, runRequest } from './block-thread.js';
-import { READY, setThreadNice } from './worker-common.js';
+import { setThreadNice } from './thread-priority.js';
+import { READY } from './worker-common.js';
 
 type ParityRequest = Extract<BlockRequest, { kind: 'parity' }>;
 

@@ -3,7 +3,8 @@
 // (measured by hand: a Worker started four times each, time to its ready message).
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BlockAnswer, BlockRequest } from './block-thread.js';
-import { READY, digestAnswer, setThreadNice } from './worker-common.js';
+import { setThreadNice } from './thread-priority.js';
+import { READY, digestAnswer } from './worker-common.js';
 
 setThreadNice((workerData as { nice: number }).nice);
 const port = parentPort!;

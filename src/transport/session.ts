@@ -12,6 +12,7 @@ import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type 
 import { DATA_HEADER_BYTES, HASH_BYTES } from '../protocol/wire.js';
 import { EngineLoop, clock } from './drive.js';
 import { BlockThread, keptEncoders } from './block-thread.js';
+import { holdPacingPriority } from './thread-priority.js';
 import { FecScheme } from '../fec/scheme.js';
 import { blockDeviceBytes, findBlockDevice } from './block-device.js';
 import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
@@ -39,6 +40,13 @@ export interface SendOptions {
   /** Called once the session exists, with the controls an embedder (the site server) may use while it runs. */
   onControl?: (control: SendControl) => void;
   signal?: AbortSignal;
+  /**
+   * Nice value the calling thread (the event loop, which paces) is raised to during the send, where permitted and
+   * only from the default priority (thread-priority.ts). Default: left as it is. `fleetcast send` asks for
+   * PACING_NICE; the site server does not (its event loop also serves HTTP, and the programs it starts, such as
+   * the WIM tools of an import, would inherit the raise).
+   */
+  pacingNice?: number;
 }
 
 export interface SendControl {
@@ -59,6 +67,8 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
   const fh = await fs.open(opts.path, 'r');
   let fecThread: BlockThread | null = null;
   let digestThread: BlockThread | null = null;
+  // (After the open: the file-system threads it starts keep the default priority.)
+  const priority = opts.pacingNice === undefined ? null : holdPacingPriority(opts.pacingNice);
   try {
     const size = (await fh.stat()).size;
     const family = familyOf(opts.endpoint.group);
@@ -176,6 +186,7 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
   } finally {
     await (fecThread as BlockThread | null)?.close();
     await (digestThread as BlockThread | null)?.close();
+    priority?.release();
     await fh.close();
   }
 }
