@@ -42,8 +42,8 @@ let raised: { tid: number; before: number } | null = null;
 /**
  * Raises this thread (an event loop's) to `nice` while the returned release function has not been called, where
  * permitted and only from the default priority (a process started under `nice` keeps its place). Holds nest:
- * concurrent sessions of one server share the raise, and the last release gives the old value back. Returns
- * whether the thread runs raised.
+ * sends in one process share the raise, and the last release gives the old value back. Returns whether the
+ * thread runs raised.
  */
 export function holdPacingPriority(nice = PACING_NICE): { raised: boolean; release: () => void } {
   holders++;
