@@ -443,8 +443,9 @@ test('either scheme: a block repaired past 256 transmissions gets a new symbol w
     const s = net.summary!.stats;
     assert.equal(s.sourcePackets, 200, `${FecScheme[fec]}: each source symbol sent once`);
     assert.ok(s.sourcePackets + s.parityPackets > 256, `${FecScheme[fec]}: ${s.sourcePackets + s.parityPackets} transmissions`);
-    // Everything that reached the receiver was new to it (version 2's Reed-Solomon, cycling ids 0..255: 123 duplicates).
-    assert.equal(net.receivers[0]!.engine!.getStats().drops.duplicate, 0, FecScheme[fec]);
+    // Everything that reached the receiver was new to it (version 2's Reed-Solomon, cycling ids 0..255: 123
+    // duplicates), but for the rest of a burst in flight when the block completed (counted as duplicates too).
+    assert.ok(net.receivers[0]!.engine!.getStats().drops.duplicate <= 2, FecScheme[fec]);
   }
 });
 
@@ -855,6 +856,8 @@ test('the image\'s short last block may come zero-padded to whole symbols: used 
   let released = 0;
   let e;
   while ((e = sender.pollEvent()) && e.type !== 'need-block');
+  assert.equal(e?.type === 'need-block' && e.block, 0, 'the first block is asked for while the receivers join');
+  sender.supplyBlock(0, img.subarray(0, 64_000));
   assert.throws(() => sender.supplyBlock(2, bad), /block 2's padding is not zeros/);
   assert.throws(() => sender.supplyBlock(2, new Uint8Array(1800)), /block 2 must be 1500 bytes \(or 2000, zero-padded to whole symbols\), got 1800/);
   sender.supplyBlock(2, lastPadded);
