@@ -161,6 +161,7 @@ function report(summary: SenderSummary, json: boolean, quiet: boolean): void {
     finalRateBps: s.rateBps,
     rateDecreases: s.rateDecreases,
     queueDrains: s.queueDrains,
+    queueRebases: s.queueRebases,
     bottleneckBps: s.bottleneckBps,
     dropped: s.drops,
     receivers: summary.receivers.map((r) => ({

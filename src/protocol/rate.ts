@@ -448,6 +448,11 @@ const QUEUE_HIGH_MS = 5;
 const QUEUE_LOW_MS = 2;
 /** Share of the allowed rate sent while a queue drains: drains 20 ms of queue in 0.2 s, and copes with a rate up to 10 % over the link's. */
 const DRAIN_FACTOR = 0.9;
+/**
+ * A queue of q ms drains in q / (1 − DRAIN_FACTOR) ms; one still there after twice that (and at least this
+ * long, for reports to come back) is not the sender's own.
+ */
+const MIN_DRAIN_MS = 200;
 
 /**
  * Keeps the sender's own queue at the bottleneck short when it paces at about the bottleneck's rate (a --rate
@@ -458,6 +463,10 @@ const DRAIN_FACTOR = 0.9;
  * them counts, so one receiver's late processing does not. While that exceeds QUEUE_HIGH_MS the rate is
  * DRAIN_FACTOR of what the loss controller allows, until it is under QUEUE_LOW_MS. Draining costs no throughput
  * while the queue lasts (the link sends from it at its rate), and the guard never takes more than a tenth.
+ * A rise that draining does not shrink in twice the time it would take (at least MIN_DRAIN_MS) is not the
+ * sender's queue: every receiver late at once (the test LAN's 8 receivers on 2 cores, all busy), or another
+ * sender's traffic. The guard then takes it as the new floor and stops, where it used to hold the rate at 90 % for
+ * the rest of the transfer; a queue that builds above that floor starts it again.
  */
 export class QueueGuard {
   private baseMs = Infinity;
@@ -466,10 +475,13 @@ export class QueueGuard {
   private leastMs = Infinity;
   private leastNode = -1;
   private draining = false;
-  /** Times the guard began draining. */
+  /** While draining: when the queue must be short by. */
+  private drainDeadline = 0;
+  /** Times the guard began draining, and times a rise it drained for was taken as the new floor. */
   drains = 0;
+  rebases = 0;
 
-  sample(nodeId: number, rttMs: number): void {
+  sample(nodeId: number, rttMs: number, now: number): void {
     this.baseMs = Math.min(this.baseMs, rttMs);
     this.latestMs.set(nodeId, rttMs);
     if (rttMs <= this.leastMs) {
@@ -479,8 +491,14 @@ export class QueueGuard {
     const queuedMs = this.leastMs - this.baseMs;
     if (!this.draining && queuedMs > QUEUE_HIGH_MS) {
       this.draining = true;
+      this.drainDeadline = now + Math.max(MIN_DRAIN_MS, (2 * queuedMs) / (1 - DRAIN_FACTOR));
       this.drains++;
     } else if (this.draining && queuedMs < QUEUE_LOW_MS) this.draining = false;
+    else if (this.draining && now > this.drainDeadline) {
+      this.baseMs = this.leastMs;
+      this.draining = false;
+      this.rebases++;
+    }
   }
 
   forget(nodeId: number): void {

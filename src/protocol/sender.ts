@@ -121,6 +121,8 @@ export interface SenderStats {
   rateDecreases: number;
   /** Times the sender eased off to let its own queue at the bottleneck drain (see QueueGuard). */
   queueDrains: number;
+  /** Times a rise in round-trip time that draining did not shrink was taken as the new floor (see QueueGuard). */
+  queueRebases: number;
   /** The slowest receiver's bottleneck as last measured, which the rate is held just under (null: none known). */
   bottleneckBps: number | null;
   blocksFirstPassSent: number;
@@ -364,6 +366,7 @@ export class Sender {
       rateBps: maxRate,
       rateDecreases: 0,
       queueDrains: 0,
+      queueRebases: 0,
       bottleneckBps: null,
       blocksFirstPassSent: 0,
       blocksRead: 0,
@@ -500,6 +503,7 @@ export class Sender {
     this.stats.rateBps = this.pacer.bitsPerSecond;
     this.stats.rateDecreases = this.rate.decreases;
     this.stats.queueDrains = this.queueGuard.drains;
+    this.stats.queueRebases = this.queueGuard.rebases;
     this.stats.bottleneckBps = this.rate.bottleneck;
     return this.stats;
   }
@@ -720,7 +724,7 @@ export class Sender {
   private sampleRtt(now: number, r: ReceiverRecord, echo: Echo): void {
     const rtt = rttFromEcho(now, echo);
     if (rtt === null) return;
-    this.queueGuard.sample(r.nodeId, rtt);
+    this.queueGuard.sample(r.nodeId, rtt, now);
     // Down fast, up slowly: a receiver's samples run long while it is busy (starting up, or behind on its
     // socket), and a GRTT set by such a sample slowed every repair timer for seconds (20 ms against 2).
     r.rttMs = r.rttMs === null ? rtt : rtt < r.rttMs ? (r.rttMs + rtt) / 2 : r.rttMs * 0.875 + rtt * 0.125;

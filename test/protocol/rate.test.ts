@@ -283,54 +283,97 @@ test('pacer: never more than the rate plus one burst over any horizon (property)
 
 test('QueueGuard: eases off while every receiver sees the queue, stops once it is short, ignores one late receiver', () => {
   const guard = new QueueGuard();
-  guard.sample(1, 0.3);
-  guard.sample(2, 0.4);
+  guard.sample(1, 0.3, 10);
+  guard.sample(2, 0.4, 20);
   assert.equal(guard.factor, 1);
   // One receiver's late processing: the other's RTT shows no queue.
-  guard.sample(1, 40);
+  guard.sample(1, 40, 30);
   assert.equal(guard.factor, 1);
   // Both see 20 ms more than the path without a queue: drain.
-  guard.sample(2, 20.4);
-  guard.sample(1, 20.3);
+  guard.sample(2, 20.4, 40);
+  guard.sample(1, 20.3, 50);
   assert.ok(guard.factor < 1 && guard.factor >= 0.9);
   assert.equal(guard.drains, 1);
   // Hysteresis: 3 ms is not yet short enough to stop.
-  guard.sample(1, 3.3);
-  guard.sample(2, 3.4);
+  guard.sample(1, 3.3, 60);
+  guard.sample(2, 3.4, 70);
   assert.ok(guard.factor < 1);
   // The queue is the sender's, shared by all: one short RTT shows it is short.
-  guard.sample(1, 1);
+  guard.sample(1, 1, 80);
   assert.equal(guard.factor, 1);
   // A receiver that left no longer counts.
-  guard.sample(2, 30);
+  guard.sample(2, 30, 90);
   assert.equal(guard.factor, 1);
   guard.forget(1);
-  guard.sample(2, 30);
+  guard.sample(2, 30, 100);
   assert.ok(guard.factor < 1);
   assert.equal(guard.drains, 2);
+});
+
+test('QueueGuard: a rise that draining does not shrink is not the sender\'s queue: taken as the new floor, and a rise above it drains again', () => {
+  const guard = new QueueGuard();
+  guard.sample(1, 0.5, 0);
+  guard.sample(2, 0.6, 0);
+  // Every receiver 8 ms late at once (busy cores, not a queue): the guard drains, but the rise stays.
+  guard.sample(1, 8.5, 1000);
+  guard.sample(2, 8.6, 1000);
+  assert.ok(guard.factor < 1);
+  // 8 ms of queue drains in 80 ms at 90 %: allowed twice that, and at least 200 ms.
+  for (let t = 1050; t <= 1200; t += 50) {
+    guard.sample(1, 8.5, t);
+    assert.ok(guard.factor < 1, `still draining at ${t} ms`);
+  }
+  guard.sample(2, 8.6, 1250);
+  assert.equal(guard.factor, 1, 'not drained after 250 ms: taken as the floor');
+  assert.equal(guard.rebases, 1);
+  guard.sample(1, 9, 1300);
+  assert.equal(guard.factor, 1, 'small changes above the new floor are no queue');
+  // A queue building above the new floor drains again, and stops once it is short.
+  guard.sample(1, 15, 1400);
+  guard.sample(2, 15.1, 1400);
+  assert.ok(guard.factor < 1);
+  assert.equal(guard.drains, 2);
+  guard.sample(1, 9.5, 1450);
+  assert.equal(guard.factor, 1);
+  assert.equal(guard.rebases, 1, 'this one drained');
+  // When the receivers catch up, the floor follows them down.
+  guard.sample(1, 0.5, 2000);
+  guard.sample(2, 6.5, 2000);
+  guard.sample(1, 6.4, 2010);
+  assert.ok(guard.factor < 1, '6 ms over the floor seen again');
 });
 
 test('QueueGuard: the tracked least sample equals a scan of every receiver latest one (property)', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.oneof(fc.constant(-1), fc.double({ min: 0.1, max: 40, noNaN: true }))), { maxLength: 200 }),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.oneof(fc.constant(-1), fc.double({ min: 0.1, max: 40, noNaN: true })), fc.integer({ min: 0, max: 100 })), { maxLength: 200 }),
       (steps) => {
         const guard = new QueueGuard();
         const latest = new Map<number, number>();
         let base = Infinity;
         let draining = false;
-        for (const [node, rtt] of steps) {
+        let deadline = 0;
+        let now = 0;
+        for (const [node, rtt, step] of steps) {
+          now += step;
           if (rtt < 0) {
             guard.forget(node);
             latest.delete(node);
             continue;
           }
-          guard.sample(node, rtt);
+          guard.sample(node, rtt, now);
           latest.set(node, rtt);
           base = Math.min(base, rtt);
-          const queued = Math.min(...latest.values()) - base;
-          if (!draining && queued > 5) draining = true;
-          else if (draining && queued < 2) draining = false;
+          const least = Math.min(...latest.values());
+          const queued = least - base;
+          if (!draining && queued > 5) {
+            draining = true;
+            deadline = now + Math.max(200, 20 * queued);
+          } else if (draining && queued < 2) draining = false;
+          else if (draining && now > deadline) {
+            base = least;
+            draining = false;
+          }
           assert.equal(guard.factor < 1, draining);
         }
       },
