@@ -36,8 +36,8 @@ export function setThreadNice(nice: number): void {
 }
 
 let holders = 0;
-/** The raised thread and the nice value to give back, while holders > 0. */
-let raised: { tid: number; before: number } | null = null;
+/** The thread raised (from nice 0, which it gets back), while holders > 0. */
+let raisedTid: number | null = null;
 
 /**
  * Raises this thread (an event loop's) to `nice` while the returned release function has not been called, where
@@ -52,26 +52,26 @@ export function holdPacingPriority(nice = PACING_NICE): { raised: boolean; relea
     try {
       if (tid !== null && getPriority(tid) === 0 && nice < 0) {
         setPriority(tid, nice);
-        raised = { tid, before: 0 };
+        raisedTid = tid;
       }
     } catch {
-      raised = null; // EACCES without the privilege: stays as it is
+      raisedTid = null; // EACCES without the privilege: stays as it is
     }
   }
   let released = false;
   return {
-    raised: raised !== null,
+    raised: raisedTid !== null,
     release: () => {
       if (released) return;
       released = true;
       holders--;
-      if (holders > 0 || !raised) return;
+      if (holders > 0 || raisedTid === null) return;
       try {
-        setPriority(raised.tid, raised.before);
+        setPriority(raisedTid, 0);
       } catch {
         // lowering is always permitted
       }
-      raised = null;
+      raisedTid = null;
     },
   };
 }
