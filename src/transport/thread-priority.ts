@@ -8,11 +8,12 @@ import { getPriority, setPriority } from 'node:os';
  * The sender's event loop (pacing, feedback) runs at this nice value where it is permitted (root or
  * CAP_SYS_NICE). It is light (under a tenth of a core at 500 Mbit/s) but late: where the cores are shared, each
  * wake-up that waits for a core costs a gap the pacer cannot win back (its burst is capped), and the transfer
- * takes longer. Measured on the dev VM's test LAN (2 cores, 8 receivers, 200 MiB, lossless, MTU 9000, 500
- * Mbit/s), time from the sender's start to the last receiver's exit ÷ the link's minimum, three runs each:
- * nice 0 1.095-1.105, -5 1.073-1.078, -10 1.071-1.072.
+ * takes longer. Measured on the dev VM's test LAN (2 cores, 200 MiB, MTU 9000, 500 Mbit/s), time from the
+ * sender's start to the last receiver's exit ÷ the link's minimum, by hand: 8 receivers lossless (three runs
+ * each) nice 0 1.095-1.105, -5 1.073-1.078, -10 1.071-1.072; RaptorQ, 8 receivers at 1 % loss, whose decoding
+ * needs more than the 2 cores (two each), nice 1 2.22-2.28, -5 2.32-2.33, -10 2.42-2.58.
  */
-export const PACING_NICE = -10;
+export const PACING_NICE = -5;
 
 /** This thread's id (Linux), or null elsewhere. */
 function threadId(): number | null {
