@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { type BlockEncoder, blockEncoder, encoderHasSetUp } from '../fec/scheme.js';
 import { type BlockRequest, runRequest } from './block-thread.js';
 import { setThreadNice } from './thread-priority.js';
-import { READY } from './worker-common.js';
+import { READY, answerTransfers } from './worker-common.js';
 
 type ParityRequest = Extract<BlockRequest, { kind: 'parity' }>;
 
@@ -56,7 +56,7 @@ function drain(): void {
   }
   const [request] = queue.splice(next, 1);
   const answer = runRequest(request!, encoderFor);
-  port.postMessage(answer, 'symbols' in answer && answer.symbols ? [answer.symbols.buffer as ArrayBuffer] : 'digest' in answer ? [answer.digest.buffer as ArrayBuffer] : []);
+  port.postMessage(answer, answerTransfers(answer));
   // Through the event loop, so that jobs posted meanwhile are queued before the next is chosen.
   if (queue.length > 0) setImmediate(drain);
   else draining = false;

@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BlockAnswer, BlockRequest } from './block-thread.js';
 import { setThreadNice } from './thread-priority.js';
-import { READY, digestAnswer } from './worker-common.js';
+import { READY, answerTransfers, digestAnswer } from './worker-common.js';
 
 setThreadNice((workerData as { nice: number }).nice);
 const port = parentPort!;
@@ -13,6 +13,6 @@ port.on('message', (request: BlockRequest) => {
     request.kind === 'digest'
       ? digestAnswer(request.seq, request.data)
       : { seq: request.seq, error: `a digest thread does not do ${request.kind} jobs` };
-  port.postMessage(answer, 'digest' in answer ? [answer.digest.buffer as ArrayBuffer] : []);
+  port.postMessage(answer, answerTransfers(answer));
 });
 port.postMessage(READY);
