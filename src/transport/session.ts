@@ -11,7 +11,7 @@ import { Receiver, type FailureReason, type ReceiverEvent, type ReceiverStats } 
 import { Sender, type SenderOptions, type SenderSummary, type SenderStats, type ReceiverRecord } from '../protocol/sender.js';
 import { DATA_HEADER_BYTES, HASH_BYTES } from '../protocol/wire.js';
 import { EngineLoop, clock } from './drive.js';
-import { BlockThread, keptEncoders } from './block-thread.js';
+import { BlockThread, FEC_NICE, keptEncoders } from './block-thread.js';
 import { holdPacingPriority } from './thread-priority.js';
 import { FecScheme } from '../fec/scheme.js';
 import { blockDeviceBytes, findBlockDevice } from './block-device.js';
@@ -102,7 +102,10 @@ export async function sendImage(opts: SendOptions): Promise<SenderSummary> {
         reject(err);
       };
       const g = sender.geometry;
-      if (offThread) fecThread = new BlockThread(keptEncoders(g.blockBytes), fail);
+      // Parity yields to the pacing by FEC_NICE; under a raised pacer that is nice 0, not below every other
+      // process's work (the repairs wait on it).
+      const parityNice = priority?.raised ? opts.pacingNice! + FEC_NICE : FEC_NICE;
+      if (offThread) fecThread = new BlockThread(keptEncoders(g.blockBytes), fail, parityNice);
       // Blocks are hashed as they are read, off the event loop (and off the parity thread, whose set-ups can queue).
       // Until it has loaded, the sender hashes small ones itself and sends large ones before their digests
       // (INLINE_DIGEST_MAX_BYTES): the first blocks are wanted at once. Not at all when the digests were given

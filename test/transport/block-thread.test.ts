@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomFillSync } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { FecScheme, blockDecoder, blockEncoder } from '../../src/fec/scheme.js';
 import type { Worker } from 'node:worker_threads';
 import { BlockThread, MAX_QUEUED_SET_UPS } from '../../src/transport/block-thread.js';
@@ -182,6 +183,33 @@ test('an encoder set up ahead (prepare) waits for the jobs that are waited for, 
     // Answered set-ups no longer count: a new one is queued.
     thread.prepare(FecScheme.RaptorQ, 2, K, S, blocks[2]!);
     assert.ok(thread.holds(blocks[2]!));
+  } finally {
+    await thread.close();
+  }
+});
+
+/** Nice values of this process's threads (Linux), by thread id. */
+function threadNices(): Map<number, number> {
+  const nices = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      nices.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return nices;
+}
+
+test('a thread runs at the nice value it was started with (the sender picks the parity thread\'s from its pacer\'s)', { skip: process.platform !== 'linux' && 'thread priorities are set on Linux only' }, async () => {
+  const before = new Set(threadNices().keys());
+  const thread = new BlockThread(1, (err) => assert.fail(err), 7);
+  try {
+    const symbols = await new Promise<Uint8Array[] | null>((resolve) => thread.parity(FecScheme.RaptorQ, 0, K, S, [K], sharedBlock(8), resolve));
+    assert.ok(symbols, 'the job was done');
+    const started = [...threadNices()].filter(([tid]) => !before.has(tid)).map(([, nice]) => nice);
+    assert.ok(started.includes(7), `a new thread at nice 7 (new threads' nice values: ${started.join(', ')})`);
   } finally {
     await thread.close();
   }
