@@ -11,7 +11,9 @@ import { getPriority, setPriority } from 'node:os';
  * takes longer. Measured on the dev VM's test LAN (2 cores, 200 MiB, MTU 9000, 500 Mbit/s), time from the
  * sender's start to the last receiver's exit ÷ the link's minimum, by hand: 8 receivers lossless (three runs
  * each) nice 0 1.095-1.105, -5 1.073-1.078, -10 1.071-1.072; RaptorQ, 8 receivers at 1 % loss, whose decoding
- * needs more than the 2 cores (two each), nice 1 2.22-2.28, -5 2.32-2.33, -10 2.42-2.58.
+ * needs more than the 2 cores (two each), with its parity thread still at nice 5: nice 1 2.22-2.28, -5
+ * 2.32-2.33, -10 2.42-2.58. With the parity thread at 0 under the raised pacer (session.ts): -5 2.27-2.40, not
+ * raised 2.28-2.38.
  */
 export const PACING_NICE = -5;
 
