@@ -35,6 +35,11 @@ export interface NativeUdpSocket {
 
 export interface NativeAddon {
   UdpSocket: new (family: 4 | 6, onReady: (events: number) => void, batch: number, slotBytes: number) => NativeUdpSocket;
+  /**
+   * sync_file_range(fd, offset, length, WAIT_BEFORE | WRITE | WAIT_AFTER) on the libuv pool: resolves once the
+   * range's dirty pages are on the disk (no journal commit, no disk cache flush). Absent from older builds.
+   */
+  flushRange?: (fd: number, offset: number, length: number) => Promise<void>;
 }
 
 /** dist/src/transport/native.js -> native/build/Release/fastudp.node at the package root. */
@@ -58,4 +63,12 @@ export function batchAddon(): { addon: NativeAddon } | { error: string } {
     loaded = { error: e.code === 'MODULE_NOT_FOUND' ? `the addon was not built (${ADDON_PATH} is missing)` : `the addon does not load: ${e.message}` };
   }
   return loaded;
+}
+
+/** The addon's flushRange (receivers' write-behind, session.ts), or null where it is not available. */
+export function fileFlushRange(): ((fd: number, offset: number, length: number) => Promise<void>) | null {
+  const loaded = batchAddon();
+  if (!('addon' in loaded)) return null;
+  const { addon } = loaded;
+  return typeof addon.flushRange === 'function' ? (fd, offset, length) => addon.flushRange!(fd, offset, length) : null;
 }

@@ -16,6 +16,7 @@ import { holdPacingPriority } from './thread-priority.js';
 import { FecScheme } from '../fec/scheme.js';
 import { blockDeviceBytes, findBlockDevice } from './block-device.js';
 import { type Endpoint, familyOf, openReceiverSockets, openSenderSocket } from './udp.js';
+import { fileFlushRange } from './native.js';
 
 /** Largest symbol that fits one datagram of a link with this MTU. */
 export function symbolSizeFor(mtu: number, family: 4 | 6, encrypted: boolean): number {
@@ -228,10 +229,12 @@ async function openDisk(path: string): Promise<fs.FileHandle> {
   });
 }
 
-/** Default of ReceiveOptions.writeBehindBytes. */
+/** Default of ReceiveOptions.writeBehindBytes with fdatasync (where the addon's flushRange is not available). */
 // Small, so that little is left for the final fsync: receivers finishing together on one disk (the test LAN)
 // were seen to spend 0.15-0.25 s flushing their last 32 MiB each.
 export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
+/** The same with the addon's flushRange, which commits no journal and flushes no disk cache: about every block. */
+export const RANGE_WRITE_BEHIND_BYTES = 1024 * 1024;
 /**
  * Verified blocks waiting for the disk, at most (ReceiverOptions.maxUnwrittenBytes): beyond the kernel's own
  * write cache (vm.dirty_ratio, a fifth of memory by default), so a disk a little slower than the network costs
@@ -240,12 +243,16 @@ export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
 export const MAX_UNWRITTEN_BYTES = 256 * 1024 * 1024;
 
 /**
- * Write-behind: flushes the output to disk in the background (fdatasync on the libuv pool, one at a time)
- * each time another `every` bytes were written, so the fsync before the rename has only the tail left to
- * write instead of the whole image at once. Node cannot reach sync_file_range without an addon.
+ * Write-behind: gets the image onto the disk while it arrives, one flush at a time, each time another `every`
+ * bytes were written (0: never, only the fsync at the end), so that the fsync before the rename has only the
+ * tail left to write instead of the whole image at once. `flush` is given the span of what was written since
+ * the last one: the addon's flushRange writes that and waits (sync_file_range), fdatasync the whole file's
+ * dirty pages and commits the file system's journal too.
  */
 class WriteBehind {
   private unflushed = 0;
+  private from = Infinity;
+  private to = 0;
   private inFlight: Promise<void> | null = null;
   private stopped = false;
   /** Kept: Linux reports a failed writeback once, so the final fsync could succeed after losing data. */
@@ -253,18 +260,27 @@ class WriteBehind {
 
   constructor(
     private readonly every: number,
-    private readonly flush: () => Promise<void>,
+    private readonly flush: (offset: number, length: number) => Promise<void>,
     private readonly onError: (err: Error) => void,
   ) {}
 
-  written(bytes: number): void {
-    this.unflushed += bytes;
+  written(offset: number, length: number): void {
+    this.unflushed += length;
+    this.from = Math.min(this.from, offset);
+    this.to = Math.max(this.to, offset + length);
+    this.flushIfDue();
+  }
+
+  private flushIfDue(): void {
     if (this.stopped || this.inFlight || this.every <= 0 || this.unflushed < this.every) return;
+    const { from, to } = this;
     this.unflushed = 0;
-    this.inFlight = this.flush().then(
+    this.from = Infinity;
+    this.to = 0;
+    this.inFlight = this.flush(from, to - from).then(
       () => {
         this.inFlight = null;
-        this.written(0); // what was written meanwhile may already be due
+        this.flushIfDue(); // what was written meanwhile may already be due
       },
       (err: Error) => {
         this.stopped = true;
@@ -301,7 +317,10 @@ export interface ReceiveOptions {
   resume?: boolean;
   startTimeoutMs?: number | null;
   idleTimeoutMs?: number;
-  /** Flush the written image to disk in the background every this many bytes (default WRITE_BEHIND_BYTES; 0: only at the end). */
+  /**
+   * Flush the written image to disk in the background (WriteBehind) every this many bytes (default
+   * RANGE_WRITE_BEHIND_BYTES with the addon, else WRITE_BEHIND_BYTES); 0: only at the end.
+   */
   writeBehindBytes?: number;
   onWarning?: (message: string) => void;
   onSession?: (imageSize: number, sender: string) => void;
@@ -433,7 +452,10 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
                 await handle.truncate(size);
               }
               fh = handle;
-              writeBehind = new WriteBehind(opts.writeBehindBytes ?? WRITE_BEHIND_BYTES, () => handle.datasync(), ioFailure('cannot write the output'));
+              const flushRange = fileFlushRange();
+              writeBehind = flushRange
+                ? new WriteBehind(opts.writeBehindBytes ?? RANGE_WRITE_BEHIND_BYTES, (offset, length) => flushRange(handle.fd, offset, length), ioFailure('cannot write the output'))
+                : new WriteBehind(opts.writeBehindBytes ?? WRITE_BEHIND_BYTES, () => handle.datasync(), ioFailure('cannot write the output'));
             })();
             track(opened, 'cannot create the output');
             if (opts.resume) {
@@ -466,7 +488,7 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
               await writeFully(fh!, block, offset);
               verified += block.length;
               receiver.recycleBlock(block);
-              writeBehind!.written(block.length);
+              writeBehind!.written(offset, block.length);
             })();
             track(write, 'cannot write the output');
             break;

@@ -1,17 +1,55 @@
-// receiveImage's write-behind: while the image arrives, written data is flushed to disk in the background
-// (fdatasync, one at a time), and the fsync before the rename comes after every such flush. Real sockets on
-// loopback, real files; FileHandle's datasync and sync are wrapped to record the order of calls.
+// receiveImage's write-behind: while the image arrives, written data is flushed to disk in the background, one
+// flush at a time (the addon's flushRange on what was written since the last one; without the addon, fdatasync),
+// and the fsync before the rename comes after every such flush. Real sockets on loopback, real files;
+// FileHandle's datasync and sync, and the addon's flushRange, are wrapped to record the order of calls.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { receiveImage, sendImage } from '../../src/transport/session.js';
+import { batchAddon, type NativeAddon } from '../../src/transport/native.js';
 import { tempDir } from '../server/helpers.js';
 
 interface SyncLog {
   calls: string[];
   maxConcurrentDatasyncs: number;
+  /** [offset, length] of each flushRange. */
+  ranges: [number, number][];
+  maxConcurrentRanges: number;
+}
+
+const loaded = batchAddon();
+const addon: NativeAddon | null = 'addon' in loaded && loaded.addon.flushRange ? loaded.addon : null;
+const NO_FLUSH_RANGE = addon ? false : `the addon's flushRange is not available here (${'error' in loaded ? loaded.error : 'an old build'})`;
+
+/**
+ * Wraps the addon's flushRange (recording into log; with failAfter, it fails with EIO once a flush reaches that
+ * offset), or with `absent` takes it away so that receivers fall back to fdatasync.
+ */
+function recordRangeFlushes(t: TestContext, log: SyncLog, mode: { absent: true } | { failAfter?: number }): void {
+  if (!addon) return;
+  const original = addon.flushRange;
+  if ('absent' in mode) addon.flushRange = undefined;
+  else {
+    let running = 0;
+    addon.flushRange = async (fd, offset, length) => {
+      log.calls.push('range');
+      log.ranges.push([offset, length]);
+      log.maxConcurrentRanges = Math.max(log.maxConcurrentRanges, ++running);
+      try {
+        if (mode.failAfter !== undefined && offset + length >= mode.failAfter) {
+          throw Object.assign(new Error('sync_file_range: Input/output error'), { code: 'EIO' });
+        }
+        return await original!(fd, offset, length);
+      } finally {
+        running--;
+      }
+    };
+  }
+  t.after(() => {
+    addon.flushRange = original;
+  });
 }
 
 /**
@@ -24,7 +62,7 @@ async function recordSyncs(t: TestContext, dir: string, failAfter?: number): Pro
   const proto = Object.getPrototypeOf(probe) as Proto;
   await probe.close();
   const { datasync, sync, write } = proto;
-  const log: SyncLog = { calls: [], maxConcurrentDatasyncs: 0 };
+  const log: SyncLog = { calls: [], maxConcurrentDatasyncs: 0, ranges: [], maxConcurrentRanges: 0 };
   let running = 0;
   let written = 0;
   let wake = () => {};
@@ -69,9 +107,30 @@ async function transfer(dir: string, image: Buffer, writeBehindBytes: number): P
   return output;
 }
 
-test('write-behind: flushes during the transfer, one at a time, all before the final fsync', async (t) => {
+test('write-behind: flushes the written ranges during the transfer, one at a time, all before the final fsync', { skip: NO_FLUSH_RANGE }, async (t) => {
   const dir = tempDir(t, 'fc-wb-');
   const log = await recordSyncs(t, dir);
+  recordRangeFlushes(t, log, {});
+  const size = 6 * 1024 * 1024 + 12345;
+  await transfer(dir, randomBytes(size), 1024 * 1024);
+  const flushes = log.calls.filter((c) => c === 'range').length;
+  assert.ok(flushes >= 2, `flushed while receiving: ${log.calls.join(' ')}`);
+  assert.equal(log.maxConcurrentRanges, 1, 'never two flushes at once');
+  assert.deepEqual(log.calls.slice(flushes), ['sync'], `no fdatasync, and one fsync after every flush: ${log.calls.join(' ')}`);
+  // Each flush spans what was written since the one before: they reach the image's end, all of it but the
+  // writes after the last flush (under a MiB: the fsync's share).
+  let covered = 0;
+  for (const [offset, length] of [...log.ranges].sort((a, b) => a[0] - b[0])) {
+    assert.ok(offset <= covered, `a gap before ${offset}: ${JSON.stringify(log.ranges)}`);
+    covered = Math.max(covered, offset + length);
+  }
+  assert.ok(covered > size - 1024 * 1024 && covered <= size, `flushed up to ${covered} of ${size}`);
+});
+
+test('write-behind without the addon: flushes during the transfer, one at a time, all before the final fsync', async (t) => {
+  const dir = tempDir(t, 'fc-wb-');
+  const log = await recordSyncs(t, dir);
+  recordRangeFlushes(t, log, { absent: true });
   await transfer(dir, randomBytes(6 * 1024 * 1024), 1024 * 1024);
   const datasyncs = log.calls.filter((c) => c === 'datasync').length;
   assert.ok(datasyncs >= 1, `flushed while receiving: ${log.calls.join(' ')}`);
@@ -82,15 +141,20 @@ test('write-behind: flushes during the transfer, one at a time, all before the f
 test('write-behind off (0): only the final fsync', async (t) => {
   const dir = tempDir(t, 'fc-wb-');
   const log = await recordSyncs(t, dir);
+  recordRangeFlushes(t, log, {});
   await transfer(dir, randomBytes(2 * 1024 * 1024), 0);
   assert.deepEqual(log.calls, ['sync']);
 });
 
-test('write-behind: a background flush that fails once the image is written fails the receive; nothing is left', async (t) => {
+for (const withAddon of [true, false]) {
+  const what = withAddon ? 'a background flush' : 'without the addon, a background flush';
+  test(`write-behind: ${what} that fails once the image is written fails the receive; nothing is left`, { skip: withAddon && NO_FLUSH_RANGE }, async (t) => {
   const dir = tempDir(t, 'fc-wb-');
   const size = 4 * 1024 * 1024;
   // Fails when every block is written, after the image verified: the final fsync alone would then succeed.
-  const log = await recordSyncs(t, dir, size);
+  const log = await recordSyncs(t, dir, withAddon ? undefined : size);
+  // (flushRange: the flushes that reach past the middle; the bytes after the last flush are the final fsync's.)
+  recordRangeFlushes(t, log, withAddon ? { failAfter: size / 2 } : { absent: true });
   const source = join(dir, 'image.bin');
   writeFileSync(source, randomBytes(size));
   const output = join(dir, 'out.bin');
@@ -100,8 +164,20 @@ test('write-behind: a background flush that fails once the image is written fail
     sendImage({ path: source, endpoint, sender: { minReceivers: 1, settleMs: 0, maxRateBps: 400e6, receiverTimeoutMs: 2000 } }),
   ]);
   assert.equal(result.ok, false);
-  assert.match(result.message, /cannot (write|finish) the output: EIO/);
-  assert.ok(log.calls.includes('datasync'));
+  assert.match(result.message, /cannot (write|finish) the output: .*(EIO|Input\/output error)/);
+  assert.ok(log.calls.includes(withAddon ? 'range' : 'datasync'), log.calls.join(' '));
   assert.equal(existsSync(output), false);
   assert.equal(existsSync(`${output}.part`), false);
+  });
+}
+
+test('flushRange: resolves for a written file, and rejects with the errno for a closed descriptor', { skip: NO_FLUSH_RANGE }, async (t) => {
+  const dir = tempDir(t, 'fc-wb-');
+  const file = await fs.open(join(dir, 'f'), 'w');
+  await file.write(randomBytes(1024 * 1024));
+  await addon!.flushRange!(file.fd, 0, 1024 * 1024);
+  const fd = file.fd;
+  await file.close();
+  await assert.rejects(addon!.flushRange!(fd, 0, 1024 * 1024), { code: 'EBADF', message: /sync_file_range: Bad file descriptor/ });
+  assert.throws(() => addon!.flushRange!(fd, -1, 1), TypeError);
 });
