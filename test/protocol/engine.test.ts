@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { SimNetwork, seededRandom, type LinkOptions, type NetworkOptions } from '../../sim/network.js';
 import { Sender, type SenderOptions } from '../../src/protocol/sender.js';
 import { Receiver } from '../../src/protocol/receiver.js';
-import { DropReason, PacketType, decodeData, decodeStatus, encodeJoin, readHeader } from '../../src/protocol/wire.js';
+import { DropReason, PacketType, decodeData, decodeNack, decodeStatus, encodeJoin, readHeader } from '../../src/protocol/wire.js';
 import { PacketProtector } from '../../src/protocol/crypto.js';
 import { FecScheme } from '../../src/fec/scheme.js';
 
@@ -371,6 +371,57 @@ test('the start deadline is met exactly: no spinning on a deadline that floating
   }
   assert.equal(sender.getStats().startedAt, joinedAt + 500);
   assert.equal(sender.getStats().phase, 'transferring');
+});
+
+test('a receiver whose repair was lost asks again after the time its answers take, not six times the slowest receiver\'s round trip', () => {
+  // One receiver 100 ms away sets the GRTT (about 200 ms); the near one (1 ms round trip) loses 3 % and, on top,
+  // the first repair of every block, so some of its requests get nothing back and must be repeated. It times
+  // its answers (a few ms), so it repeats a request after 30 ms and a back-off, not after 6 x GRTT = 1.2 s.
+  const bytes = 2_000_000;
+  const img = image(bytes, 1);
+  const gaps: number[] = [];
+  for (const seed of [2, 3]) {
+    const firstRepairs = new Set<number>();
+    const askedAt = new Map<number, number>();
+    const net: SimNetwork = new SimNetwork(
+      img,
+      { sessionId: 42, symbolSize: 1000, blockSymbols: 64, maxRateBps: 200e6, minReceivers: 2, adaptiveRate: false },
+      {
+        seed,
+        borrowedDatagrams: true,
+        tamper: (d, fromSender) => {
+          const h = readHeader(d);
+          const body = Buffer.from(d.buffer, d.byteOffset, d.length);
+          if (!fromSender && h.type === PacketType.Nack) {
+            const nack = decodeNack(body);
+            for (const e of nack.entries) {
+              if (nack.nodeId !== 1000) continue;
+              const last = askedAt.get(e.block);
+              if (last !== undefined) gaps.push(net.now - last);
+              askedAt.set(e.block, net.now);
+            }
+            return d;
+          }
+          if (!fromSender || h.type !== PacketType.Data) return d;
+          const data = decodeData(body);
+          const k = Math.min(64, Math.ceil(bytes / 1000) - data.block * 64);
+          if (data.tsn < k || firstRepairs.has(data.block)) return d;
+          firstRepairs.add(data.block);
+          return null;
+        },
+      },
+    );
+    net.addReceiver({ nodeId: 1000, name: 'near' }, { loss: { rate: 0.03 }, delayMs: 0.5 });
+    net.addReceiver({ nodeId: 1001, name: 'far' }, { delayMs: 100 });
+    net.run(600_000);
+    assertAllExact(net, img);
+  }
+  // Repeats also come from bursts that arrived short (quiet time and back-off, 0.4-1.2 s here); with the retry at
+  // 6 x GRTT the median repeat took 1.33-1.45 s, timed 0.33-0.42 s.
+  gaps.sort((x, y) => x - y);
+  assert.ok(gaps.length >= 20, `repeated requests: ${gaps.length}`);
+  const median = gaps[gaps.length >> 1]!;
+  assert.ok(median < 700, `median time to a repeated request ${median.toFixed(0)} ms: ${gaps.map((g) => g.toFixed(0)).join(' ')}`);
 });
 
 test('same seed, same run', () => {
