@@ -149,25 +149,25 @@ test('write-behind off (0): only the final fsync', async (t) => {
 for (const withAddon of [true, false]) {
   const what = withAddon ? 'a background flush' : 'without the addon, a background flush';
   test(`write-behind: ${what} that fails once the image is written fails the receive; nothing is left`, { skip: withAddon && NO_FLUSH_RANGE }, async (t) => {
-  const dir = tempDir(t, 'fc-wb-');
-  const size = 4 * 1024 * 1024;
-  // Fails when every block is written, after the image verified: the final fsync alone would then succeed.
-  const log = await recordSyncs(t, dir, withAddon ? undefined : size);
-  // (flushRange: the flushes that reach past the middle; the bytes after the last flush are the final fsync's.)
-  recordRangeFlushes(t, log, withAddon ? { failAfter: size / 2 } : { absent: true });
-  const source = join(dir, 'image.bin');
-  writeFileSync(source, randomBytes(size));
-  const output = join(dir, 'out.bin');
-  const endpoint = { group: `239.255.79.${1 + Math.floor(Math.random() * 250)}`, port: 20000 + Math.floor(Math.random() * 20000), iface: 'lo' };
-  const [result] = await Promise.all([
-    receiveImage({ output, endpoint, writeBehindBytes: 1024 * 1024, startTimeoutMs: 20_000 }),
-    sendImage({ path: source, endpoint, sender: { minReceivers: 1, settleMs: 0, maxRateBps: 400e6, receiverTimeoutMs: 2000 } }),
-  ]);
-  assert.equal(result.ok, false);
-  assert.match(result.message, /cannot (write|finish) the output: .*(EIO|Input\/output error)/);
-  assert.ok(log.calls.includes(withAddon ? 'range' : 'datasync'), log.calls.join(' '));
-  assert.equal(existsSync(output), false);
-  assert.equal(existsSync(`${output}.part`), false);
+    const dir = tempDir(t, 'fc-wb-');
+    const size = 4 * 1024 * 1024;
+    // Fails when every block is written, after the image verified: the final fsync alone would then succeed.
+    const log = await recordSyncs(t, dir, withAddon ? undefined : size);
+    // (flushRange: the flushes that reach past the middle; the bytes after the last flush are the final fsync's.)
+    recordRangeFlushes(t, log, withAddon ? { failAfter: size / 2 } : { absent: true });
+    const source = join(dir, 'image.bin');
+    writeFileSync(source, randomBytes(size));
+    const output = join(dir, 'out.bin');
+    const endpoint = { group: `239.255.79.${1 + Math.floor(Math.random() * 250)}`, port: 20000 + Math.floor(Math.random() * 20000), iface: 'lo' };
+    const [result] = await Promise.all([
+      receiveImage({ output, endpoint, writeBehindBytes: 1024 * 1024, startTimeoutMs: 20_000 }),
+      sendImage({ path: source, endpoint, sender: { minReceivers: 1, settleMs: 0, maxRateBps: 400e6, receiverTimeoutMs: 2000 } }),
+    ]);
+    assert.equal(result.ok, false);
+    assert.match(result.message, /cannot (write|finish) the output: .*(EIO|Input\/output error)/);
+    assert.ok(log.calls.includes(withAddon ? 'range' : 'datasync'), log.calls.join(' '));
+    assert.equal(existsSync(output), false);
+    assert.equal(existsSync(`${output}.part`), false);
   });
 }
 
