@@ -453,9 +453,11 @@ export async function receiveImage(opts: ReceiveOptions): Promise<ReceiveResult>
               }
               fh = handle;
               const flushRange = fileFlushRange();
-              writeBehind = flushRange
-                ? new WriteBehind(opts.writeBehindBytes ?? RANGE_WRITE_BEHIND_BYTES, (offset, length) => flushRange(handle.fd, offset, length), ioFailure('cannot write the output'))
-                : new WriteBehind(opts.writeBehindBytes ?? WRITE_BEHIND_BYTES, () => handle.datasync(), ioFailure('cannot write the output'));
+              writeBehind = new WriteBehind(
+                opts.writeBehindBytes ?? (flushRange ? RANGE_WRITE_BEHIND_BYTES : WRITE_BEHIND_BYTES),
+                flushRange ? (offset, length) => flushRange(handle.fd, offset, length) : () => handle.datasync(),
+                ioFailure('cannot write the output'),
+              );
             })();
             track(opened, 'cannot create the output');
             if (opts.resume) {
