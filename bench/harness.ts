@@ -35,6 +35,8 @@ export interface ReceiverRecord {
 export interface RunRecord {
   scenario: string;
   tool: string;
+  /** Which of the tool's runs in this scenario, from 0 (with --repeat; absent in older results) */
+  repeat?: number;
   status: RunStatus;
   reason?: string;
   /** sender start -> last receiver with a correct image; null unless every receiver got it */

@@ -38,12 +38,19 @@ interface Flags {
   mtu: number;
   install: boolean;
   tcpOffload?: boolean;
+  repeat: number;
   list?: boolean;
 }
 
 const positive = (value: string): number => {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+};
+
+const count = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number, 1 or more');
   return n;
 };
 
@@ -60,6 +67,11 @@ const program = new Command()
   .addOption(new Option('--loss-match <what>', 'loss applies to udp only, or to every IPv4 packet (so HTTP/TCP sees it too)').choices(['udp', 'ip']).default('ip'))
   .addOption(new Option('--mtu <bytes>', 'link MTU of the scenarios without their own (the *-mtu9000 ones have 9000)').argParser(positive).default(1500))
   .option('--tcp-offload', 'keep TCP segmentation offload on the test LAN (faster HTTP, but loss then hits 64 KiB super-packets and the counters miss per-frame headers)')
+  .addOption(
+    new Option('--repeat <n>', 'runs of each tool in each scenario, tools in a rotating order; reports give the median and the range (this machine\'s noise is several % per run)')
+      .argParser(count)
+      .default(1),
+  )
   .option('--no-install', 'do not apt-get install missing Debian peers')
   .option('--list', 'list the scenarios that would run, and exit');
 
@@ -100,7 +112,7 @@ async function main(): Promise<void> {
     loadAverageAtEnd: null,
     complete: false,
     machine: describeMachine(),
-    config: { quick, sizeMiB, imageBytes: Math.round(sizeMiB * 2 ** 20), timeoutS, rateFactor: flags.rateFactor, lossMatch: flags.lossMatch, mtu: flags.mtu, tcpOffload: Boolean(flags.tcpOffload) },
+    config: { quick, sizeMiB, imageBytes: Math.round(sizeMiB * 2 ** 20), timeoutS, rateFactor: flags.rateFactor, lossMatch: flags.lossMatch, mtu: flags.mtu, tcpOffload: Boolean(flags.tcpOffload), repeat: flags.repeat },
     tools: infos,
     scenarios,
     runs: [],
@@ -121,7 +133,7 @@ async function main(): Promise<void> {
   process.stderr.write(`bench: writing a ${sizeMiB} MiB image ...\n`);
   const image = createImage(join(workDir, 'image.bin'), results.config.imageBytes);
   const cfg = { image, workDir, timeoutS, rateFactor: flags.rateFactor, failedLogsDir: join(outDir, `logs-${stamp}`) };
-  const total = scenarios.length * tools.length;
+  const total = scenarios.length * tools.length * flags.repeat;
   let n = 0;
   const t0 = performance.now();
   for (const scenario of scenarios) {
@@ -140,35 +152,42 @@ async function main(): Promise<void> {
       lan = await buildLan(options);
     } catch (error) {
       // record the scenario as failed for every tool and go on with the next one
-      for (const tool of tools) {
-        n++;
-        const record = notAvailable(scenario, tool, `test LAN could not be built: ${(error as Error).message}`);
-        record.status = 'failed';
-        results.runs.push(record);
-        process.stderr.write(`[${n}/${total}] ${progressLine(record)}\n`);
+      for (let repeat = 0; repeat < flags.repeat; repeat++) {
+        for (const tool of tools) {
+          n++;
+          const record = notAvailable(scenario, tool, `test LAN could not be built: ${(error as Error).message}`);
+          record.status = 'failed';
+          if (flags.repeat > 1) record.repeat = repeat;
+          results.runs.push(record);
+          process.stderr.write(`[${n}/${total}] ${progressLine(record)}\n`);
+        }
       }
       writeReports(outDir, stamp, results);
       continue;
     }
     try {
-      for (const tool of tools) {
-        n++;
-        const info = infos.find((i) => i.name === tool.name) as ToolInfo;
-        let record: RunRecord;
-        if (!info.available) {
-          record = notAvailable(scenario, tool, info.reason ?? 'not available');
-        } else {
-          const run = await runOne(lan, scenario, tool, cfg);
-          if (run.failedToStart) {
-            info.available = false;
-            info.reason = `failed to start: ${run.failedToStart}`;
-            delete run.failedToStart;
+      for (let repeat = 0; repeat < flags.repeat; repeat++) {
+        // Rotated each round: no tool always runs first on a fresh LAN, or right after the same other tool.
+        for (const tool of [...tools.slice(repeat % tools.length), ...tools.slice(0, repeat % tools.length)]) {
+          n++;
+          const info = infos.find((i) => i.name === tool.name) as ToolInfo;
+          let record: RunRecord;
+          if (!info.available) {
+            record = notAvailable(scenario, tool, info.reason ?? 'not available');
+          } else {
+            const run = await runOne(lan, scenario, tool, cfg);
+            if (run.failedToStart) {
+              info.available = false;
+              info.reason = `failed to start: ${run.failedToStart}`;
+              delete run.failedToStart;
+            }
+            record = run;
+            await new Promise((r) => setTimeout(r, 300)); // let queues drain between tools
           }
-          record = run;
-          await new Promise((r) => setTimeout(r, 300)); // let queues drain between tools
+          if (flags.repeat > 1) record.repeat = repeat;
+          results.runs.push(record);
+          process.stderr.write(`[${n}/${total}] ${progressLine(record)}\n`);
         }
-        results.runs.push(record);
-        process.stderr.write(`[${n}/${total}] ${progressLine(record)}\n`);
       }
     } finally {
       await lan.teardown();

@@ -34,6 +34,8 @@ export interface BenchResults {
     mtu: number;
     /** TCP segmentation offload kept on (HTTP faster, but loss and counters per 64 KiB super-packet) */
     tcpOffload: boolean;
+    /** Runs of each tool in each scenario (absent in results from before --repeat: 1) */
+    repeat?: number;
   };
   tools: ToolInfo[];
   scenarios: Scenario[];
@@ -41,6 +43,66 @@ export interface BenchResults {
 }
 
 const fmt = (x: number | null, digits = 2): string => (x === null ? '–' : x.toFixed(digits));
+
+/** Median and range of one figure over the repeated runs of a tool in a scenario. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function spread(values: number[]): Spread | null {
+  if (values.length === 0) return null;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v.at(-1)!, n: v.length };
+}
+
+/**
+ * The runs of one tool in one scenario (several with --repeat). Figures are taken over the runs in which every
+ * receiver got the image; how many did not is always shown, never averaged away.
+ */
+export interface RunSummary {
+  runs: RunRecord[];
+  ok: RunRecord[];
+  /** The runs that ran but did not deliver to every receiver. */
+  failed: RunRecord[];
+  time: Spread | null;
+  wire: Spread | null;
+  /** Time from the sender host's first packet. */
+  fromFirstPacket: Spread | null;
+}
+
+export function summarise(runs: RunRecord[]): RunSummary {
+  const ok = runs.filter((r) => r.status === 'ok');
+  const failed = runs.filter((r) => r.status !== 'ok' && r.status !== 'not available');
+  const figures = (f: (r: RunRecord) => number | null | undefined): Spread | null =>
+    spread(ok.map(f).filter((x): x is number => x !== null && x !== undefined));
+  return {
+    runs,
+    ok,
+    failed,
+    time: figures((r) => r.timeS),
+    wire: figures((r) => r.wireRatio),
+    fromFirstPacket: figures((r) => (r.timeS === null || r.firstPacketS === null || r.firstPacketS === undefined ? null : r.timeS - r.firstPacketS)),
+  };
+}
+
+/** A median, followed by the range when there were several runs. */
+function fmtSpread(x: Spread | null, digits: number, scale = 1): string {
+  if (!x) return '–';
+  const median = (x.median / scale).toFixed(digits);
+  return x.n > 1 ? `${median} (${(x.min / scale).toFixed(digits)}–${(x.max / scale).toFixed(digits)})` : median;
+}
+
+/** "**2 of 3 failed** ", or nothing when every run delivered. */
+function failures(s: RunSummary): string {
+  if (s.failed.length === 0) return '';
+  const statuses = [...new Set(s.failed.map((r) => r.status))].join(', ');
+  return `**${s.failed.length} of ${s.runs.length} ${statuses}** `;
+}
 
 /** Mean size of the frames the sender put on the wire (bytes), when known. */
 function meanFrameBytes(run: RunRecord): number | null {
@@ -76,6 +138,12 @@ export function markdown(results: BenchResults): string {
     '- time = sender start until the last receiver holds a byte-exact image (sha256); wire/image = bytes sent by the sender host\'s interface (kernel counters) / image bytes; ' +
       'CPU = seconds used by all processes of the sender host and, summed, of the receiver hosts (cgroup accounting)',
   );
+  const repeats = c.repeat ?? 1;
+  if (repeats > 1) {
+    lines.push(
+      `- ${repeats} runs of each tool in each scenario, the tools in a rotating order; the tables give the median and, in brackets, the range over the runs in which every receiver got the image, and how many did not`,
+    );
+  }
   lines.push('');
   lines.push('| tool | version | available |');
   lines.push('| --- | --- | --- |');
@@ -83,7 +151,10 @@ export function markdown(results: BenchResults): string {
   lines.push('');
 
   const tools = results.tools.map((t) => t.name);
-  const runOf = (s: Scenario, tool: string): RunRecord | undefined => results.runs.find((x) => x.scenario === s.name && x.tool === tool);
+  const summaryOf = (s: Scenario, tool: string): RunSummary | null => {
+    const runs = results.runs.filter((x) => x.scenario === s.name && x.tool === tool);
+    return runs.length ? summarise(runs) : null;
+  };
   const mtuHead = mixedMtu ? ' MTU |' : '';
   const mtuCell = (s: Scenario): string => (mixedMtu ? ` ${mtuOf(s)} |` : '');
   lines.push('## Summary (time s / wire÷image)');
@@ -92,9 +163,11 @@ export function markdown(results: BenchResults): string {
   lines.push(`| --- |${mixedMtu ? ' ---: |' : ''} ${tools.map(() => '---').join(' | ')} |`);
   for (const s of scenarios) {
     const cells = tools.map((tool) => {
-      const r = runOf(s, tool);
-      if (!r) return '';
-      if (r.status === 'not available') return 'n/a';
+      const x = summaryOf(s, tool);
+      if (!x) return '';
+      if (x.runs.every((r) => r.status === 'not available')) return 'n/a';
+      const r = x.runs[0]!;
+      if (x.runs.length > 1) return `${failures(x)}${fmtSpread(x.time, 2)} / ${fmtSpread(x.wire, 2)}`;
       if (r.status === 'ok') return `${fmt(r.timeS)} / ${fmt(r.wireRatio)}`;
       return `**${r.status}** ${r.correct}/${r.receivers} / ${fmt(r.wireRatio)}`;
     });
@@ -112,9 +185,9 @@ export function markdown(results: BenchResults): string {
     for (const s of targeted) {
       const target = wireTarget(s) as number;
       const cells = tools.map((tool) => {
-        const r = runOf(s, tool);
-        if (!r || r.status !== 'ok' || r.wireRatio === null) return '–';
-        return `${fmt(r.wireRatio, 3)} ${r.wireRatio <= target ? '✓' : '✗'}`;
+        const x = summaryOf(s, tool);
+        if (!x?.wire) return '–';
+        return `${failures(x)}${fmtSpread(x.wire, 3)} ${x.wire.median <= target ? '✓' : '✗'}`;
       });
       lines.push(`| ${s.name} | ${mtuOf(s)} | ${target.toFixed(2)} | ${cells.join(' | ')} |`);
     }
@@ -136,11 +209,10 @@ export function markdown(results: BenchResults): string {
     for (const s of timed) {
       const minimum = linkMinimumS(s, results.config.imageBytes) as number;
       const cells = tools.map((tool) => {
-        const r = runOf(s, tool);
-        if (!r || r.status !== 'ok' || r.timeS === null) return '–';
-        const ratio = r.timeS / minimum;
-        const fromFirstPacket = r.firstPacketS === null || r.firstPacketS === undefined ? '' : ` · ${fmt((r.timeS - r.firstPacketS) / minimum, 3)}`;
-        return `${fmt(ratio, 3)} ${ratio <= TIME_TARGET ? '✓' : '✗'}${fromFirstPacket}`;
+        const x = summaryOf(s, tool);
+        if (!x?.time) return '–';
+        const fromFirstPacket = x.fromFirstPacket ? ` · ${fmtSpread(x.fromFirstPacket, 3, minimum)}` : '';
+        return `${failures(x)}${fmtSpread(x.time, 3, minimum)} ${x.time.median / minimum <= TIME_TARGET ? '✓' : '✗'}${fromFirstPacket}`;
       });
       lines.push(`| ${s.name} | ${mtuOf(s)} | ${fmt(minimum, 2)} | ${cells.join(' | ')} |`);
     }
@@ -156,7 +228,7 @@ export function markdown(results: BenchResults): string {
     for (const r of results.runs.filter((x) => x.scenario === s.name)) {
       const notes = [r.reason, receiversSummary(r), ...r.notes].filter(Boolean).join('; ').replace(/\|/g, '\\|');
       lines.push(
-        `| ${s.name} | ${r.tool} | ${r.status} | ${fmt(r.timeS)} | ${fmt(r.wireRatio)} | ${r.payloadBytes ?? '–'} | ${fmt(meanFrameBytes(r), 0)} | ${fmt(r.senderCpuS)} | ${fmt(r.receiversCpuS)} | ${r.status === 'not available' ? '–' : `${r.correct}/${r.receivers}`} | ${notes} |`,
+        `| ${s.name} | ${r.tool}${repeats > 1 && r.repeat !== undefined ? ` #${r.repeat + 1}` : ''} | ${r.status} | ${fmt(r.timeS)} | ${fmt(r.wireRatio)} | ${r.payloadBytes ?? '–'} | ${fmt(meanFrameBytes(r), 0)} | ${fmt(r.senderCpuS)} | ${fmt(r.receiversCpuS)} | ${r.status === 'not available' ? '–' : `${r.correct}/${r.receivers}`} | ${notes} |`,
       );
     }
   }
@@ -241,21 +313,29 @@ export function svgChart(results: BenchResults): string {
     out.push(`<line x1="${left}" x2="${width - right}" y1="${y0 + panelH}" y2="${y0 + panelH}" stroke="#333"/>`);
     scenarios.forEach((s, gi) => {
       tools.forEach((tool, ti) => {
-        const r = results.runs.find((x) => x.scenario === s.name && x.tool === tool);
+        // With --repeat, the median of several runs' figures; hatched when any run did not deliver.
+        const runs = results.runs.filter((r) => r.scenario === s.name && r.tool === tool && r.status !== 'not available');
         const x = left + groupGap / 2 + gi * groupW + ti * barW;
-        if (!r || r.status === 'not available') {
+        if (runs.length === 0) {
           out.push(`<text x="${x + barW / 2}" y="${y0 + panelH - 4}" text-anchor="middle" font-size="8" fill="#999">n/a</text>`);
           return;
         }
-        const v = value(r);
-        if (v === null) {
+        const delivered = runs.filter((r) => r.status === 'ok').length;
+        // The runs that delivered to every receiver, as in the tables; only when none did, the others' figures.
+        const figures = spread((delivered ? runs.filter((r) => r.status === 'ok') : runs).map(value).filter((v): v is number => v !== null));
+        if (figures === null) {
           out.push(`<text x="${x + barW / 2}" y="${y0 + panelH - 4}" text-anchor="middle" font-size="9" fill="#c00">✗</text>`);
           return;
         }
-        const fill = r.status === 'ok' ? COLORS[ti % COLORS.length] : `url(#hatch${ti})`;
+        const v = figures.median;
+        const fill = delivered === runs.length ? COLORS[ti % COLORS.length] : `url(#hatch${ti})`;
         const h = Math.max(1, (v / max) * panelH);
+        const about =
+          runs.length === 1
+            ? `${runs[0]!.status}, ${runs[0]!.correct}/${runs[0]!.receivers} correct`
+            : `median of ${figures.n}, ${figures.min}–${figures.max}; ${delivered} of ${runs.length} runs delivered to every receiver`;
         out.push(
-          `<rect x="${x + 1}" y="${(y0 + panelH - h).toFixed(1)}" width="${barW - 2}" height="${h.toFixed(1)}" fill="${fill}" stroke="${COLORS[ti % COLORS.length]}"><title>${esc(`${s.name} ${tool}: ${v} (${r.status}, ${r.correct}/${r.receivers} correct)`)}</title></rect>`,
+          `<rect x="${x + 1}" y="${(y0 + panelH - h).toFixed(1)}" width="${barW - 2}" height="${h.toFixed(1)}" fill="${fill}" stroke="${COLORS[ti % COLORS.length]}"><title>${esc(`${s.name} ${tool}: ${v} (${about})`)}</title></rect>`,
         );
         const ly = y0 + panelH - h - 3;
         const lxm = x + barW / 2 + 3;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RunRecord } from '../../bench/harness.js';
-import { markdown, svgChart, writeReports, type BenchResults } from '../../bench/report.js';
+import { markdown, spread, summarise, svgChart, writeReports, type BenchResults } from '../../bench/report.js';
 import { allScenarios, filterScenarios, linkMinimumS, quickScenarios, wireTarget, withMtu, type Scenario } from '../../bench/scenarios.js';
 
 test('scenario matrix: N x loss x uplink, plus bursty and slow receiver, plus jumbo frames', () => {
@@ -224,6 +224,59 @@ test('SVG chart: well-formed, one bar per run that ran, escaped text', () => {
   const opens = (svg.match(/<(?!\/|!)[a-zA-Z]+[^>]*[^/]>/g) ?? []).length;
   const closes = (svg.match(/<\/[a-zA-Z]+>/g) ?? []).length;
   assert.equal(opens, closes);
+});
+
+test('spread: median of an odd or even count, range, nothing for no values', () => {
+  assert.deepEqual(spread([3, 1, 2]), { median: 2, min: 1, max: 3, n: 3 });
+  assert.deepEqual(spread([4, 1, 2, 3]), { median: 2.5, min: 1, max: 4, n: 4 });
+  assert.equal(spread([]), null);
+});
+
+/** Three runs of two tools at MTU 9000 (--repeat 3): one of fleetcast's did not deliver. */
+function repeatedSample(): BenchResults {
+  const base = sample();
+  const scenarios = withMtu(allScenarios().filter((s) => s.name === 'n8-loss1-500mbit-mtu9000'), 1500);
+  const s = 'n8-loss1-500mbit-mtu9000';
+  return {
+    ...base,
+    config: { ...base.config, sizeMiB: 200, imageBytes: 200 * 2 ** 20, repeat: 3 },
+    tools: [
+      { name: 'uftp', description: '', available: true, reason: null, version: 'uftp 5' },
+      { name: 'fleetcast', description: '', available: true, reason: null, version: '1' },
+    ],
+    scenarios,
+    runs: [
+      run('uftp', s, { repeat: 0, timeS: 3.8, wireRatio: 1.09, firstPacketS: 0.03 }),
+      run('fleetcast', s, { repeat: 0, timeS: 3.7, wireRatio: 1.03, firstPacketS: 0.1 }),
+      run('fleetcast', s, { repeat: 1, timeS: null, status: 'partial', correct: 7, receivers: 8, wireRatio: 0.9 }),
+      run('uftp', s, { repeat: 1, timeS: 3.9, wireRatio: 1.08, firstPacketS: 0.03 }),
+      run('uftp', s, { repeat: 2, timeS: 4.4, wireRatio: 1.1, firstPacketS: 0.03 }),
+      run('fleetcast', s, { repeat: 2, timeS: 3.5, wireRatio: 1.02, firstPacketS: 0.1 }),
+    ],
+  };
+}
+
+test('repeated runs: medians with their range, runs that did not deliver counted and left out of the figures', () => {
+  const results = repeatedSample();
+  const fc = summarise(results.runs.filter((r) => r.tool === 'fleetcast'));
+  assert.equal(fc.ok.length, 2);
+  assert.equal(fc.failed.length, 1);
+  assert.deepEqual(fc.time, { median: 3.6, min: 3.5, max: 3.7, n: 2 });
+  const md = markdown(results);
+  assert.match(md, /3 runs of each tool in each scenario, the tools in a rotating order/);
+  assert.match(md, /\| n8-loss1-500mbit-mtu9000 \| 9000 \| 3\.90 \(3\.80–4\.40\) \/ 1\.09 \(1\.08–1\.10\) \| \*\*1 of 3 partial\*\* 3\.60 \(3\.50–3\.70\) \/ 1\.02 \(1\.02–1\.03\) \|/);
+  // The wire target is 1.03: judged on the median, not on the best run.
+  const wire = md.slice(md.indexOf('## Wire target'), md.indexOf('## Time target'));
+  assert.match(wire, /\| 1\.090 \(1\.080–1\.100\) ✗ \| \*\*1 of 3 partial\*\* 1\.025 \(1\.020–1\.030\) ✓ \|/);
+  // 200 MiB at 500 Mbit/s: 3.355 s at least.
+  const time = md.slice(md.indexOf('## Time target'), md.indexOf('## All runs'));
+  assert.match(time, /\| 1\.162 \(1\.132–1\.311\) ✗ · 1\.153 \(1\.124–1\.302\) \| \*\*1 of 3 partial\*\* 1\.073 \(1\.043–1\.103\) ✓ · 1\.043 \(1\.013–1\.073\) \|/);
+  assert.match(md, /\| n8-loss1-500mbit-mtu9000 \| fleetcast #2 \| partial \|/);
+  // One bar per tool and panel (the medians), hatched where a run did not deliver.
+  const svg = svgChart(results);
+  assert.equal((svg.match(/<rect [^>]*><title>/g) ?? []).length, 4);
+  assert.match(svg, /fleetcast: 3\.6 \(median of 2, 3\.5–3\.7; 2 of 3 runs delivered to every receiver\)/);
+  assert.ok(svg.includes('url(#hatch1)'));
 });
 
 test('writeReports writes json, md and svg (stamped and latest)', () => {
