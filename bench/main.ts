@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { buildLan, prerequisiteProblems, type Lan, type LanOptions } from '../src/testlan/lan.js';
 import { notAvailable, runOne, type RunRecord } from './harness.js';
 import { createImage } from './image.js';
+import { TOOL_ENV_DROPPED } from './proc.js';
 import { describeMachine } from './machine.js';
 import { markdown, writeReports, type BenchResults, type ToolInfo } from './report.js';
 import { allScenarios, filterScenarios, quickScenarios, withMtu } from './scenarios.js';
@@ -112,7 +113,18 @@ async function main(): Promise<void> {
     loadAverageAtEnd: null,
     complete: false,
     machine: describeMachine(),
-    config: { quick, sizeMiB, imageBytes: Math.round(sizeMiB * 2 ** 20), timeoutS, rateFactor: flags.rateFactor, lossMatch: flags.lossMatch, mtu: flags.mtu, tcpOffload: Boolean(flags.tcpOffload), repeat: flags.repeat },
+    config: {
+      quick,
+      sizeMiB,
+      imageBytes: Math.round(sizeMiB * 2 ** 20),
+      timeoutS,
+      rateFactor: flags.rateFactor,
+      lossMatch: flags.lossMatch,
+      mtu: flags.mtu,
+      tcpOffload: Boolean(flags.tcpOffload),
+      repeat: flags.repeat,
+      envDropped: TOOL_ENV_DROPPED.filter((name) => process.env[name] !== undefined),
+    },
     tools: infos,
     scenarios,
     runs: [],

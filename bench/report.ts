@@ -36,6 +36,8 @@ export interface BenchResults {
     tcpOffload: boolean;
     /** Runs of each tool in each scenario (absent in results from before --repeat: 1) */
     repeat?: number;
+    /** Variables set in the bench's environment that the tools ran without (see TOOL_ENV_DROPPED) */
+    envDropped?: string[];
   };
   tools: ToolInfo[];
   scenarios: Scenario[];
@@ -138,6 +140,11 @@ export function markdown(results: BenchResults): string {
     '- time = sender start until the last receiver holds a byte-exact image (sha256); wire/image = bytes sent by the sender host\'s interface (kernel counters) / image bytes; ' +
       'CPU = seconds used by all processes of the sender host and, summed, of the receiver hosts (cgroup accounting)',
   );
+  if (c.envDropped?.length) {
+    lines.push(
+      `- the tools ran without ${c.envDropped.join(', ')}, set in this environment: Node parses that CA bundle at every process start, and no transfer uses TLS`,
+    );
+  }
   const repeats = c.repeat ?? 1;
   if (repeats > 1) {
     lines.push(

@@ -264,6 +264,8 @@ test('repeated runs: medians with their range, runs that did not deliver counted
   assert.deepEqual(fc.time, { median: 3.6, min: 3.5, max: 3.7, n: 2 });
   const md = markdown(results);
   assert.match(md, /3 runs of each tool in each scenario, the tools in a rotating order/);
+  assert.doesNotMatch(md, /ran without/);
+  assert.match(markdown({ ...results, config: { ...results.config, envDropped: ['NODE_EXTRA_CA_CERTS'] } }), /the tools ran without NODE_EXTRA_CA_CERTS, set in this environment/);
   assert.match(md, /\| n8-loss1-500mbit-mtu9000 \| 9000 \| 3\.90 \(3\.80–4\.40\) \/ 1\.09 \(1\.08–1\.10\) \| \*\*1 of 3 partial\*\* 3\.60 \(3\.50–3\.70\) \/ 1\.02 \(1\.02–1\.03\) \|/);
   // The wire target is 1.03: judged on the median, not on the best run.
   const wire = md.slice(md.indexOf('## Wire target'), md.indexOf('## Time target'));

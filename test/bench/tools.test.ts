@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fleetcast, fleetcastCommands, igmpMember } from '../../bench/tools/fleetcast.js';
+import { toolEnv } from '../../bench/proc.js';
 import { http } from '../../bench/tools/http.js';
 import type { CommandParams } from '../../bench/tools/types.js';
 import { udpcast, udpcastCommands } from '../../bench/tools/udpcast.js';
@@ -108,4 +109,10 @@ test('fleetcast: the sender starts once /proc/net/igmp shows every receiver in t
 test('http: TCP segments fill the MTU by themselves (payload = MTU - 52 with timestamps)', () => {
   assert.equal(http.payloadBytes(1500), 1448);
   assert.equal(http.payloadBytes(9000), 8948);
+});
+
+test('tools run without NODE_EXTRA_CA_CERTS (a CA bundle every Node process parses at start) and with the rest of the environment', () => {
+  const env = toolEnv({ PATH: '/usr/bin', NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', LANG: 'C' });
+  assert.deepEqual(env, { PATH: '/usr/bin', LANG: 'C' });
+  assert.deepEqual(toolEnv({ PATH: '/bin' }), { PATH: '/bin' });
 });
