@@ -105,6 +105,14 @@ interface ReceiverLoss {
   streak: number;
   /** What the receiver took in over the report's interval (bits/s of frames), null when unknown. */
   takenBps: number | null;
+  /**
+   * The most it took in over a report without excess loss lately (bits/s; within CLEAN_MEMORY_MS of cleanAt),
+   * 0 when none: what it has shown it can take.
+   */
+  cleanTakenBps: number;
+  cleanAt: number;
+  /** When a decrease for it was last taken for a stall. */
+  stalledAt: number;
 }
 
 interface LossBefore {
@@ -146,6 +154,12 @@ const BACKGROUND_GAIN = 0.1;
 const STEADY_SWINGS = 3;
 /** Growth per interval while no bottleneck is known. */
 const FAST_GROWTH = 1.25;
+/** How long what a receiver took in without loss counts as what it can take (see decrease: stalls). */
+const CLEAN_MEMORY_MS = 2000;
+/** A "bottleneck" this far under what the receiver took in without loss just before is taken for a stall. */
+const STALL_MARGIN = 1.15;
+/** One stall in this long gets the benefit of the doubt; the next decrease for a receiver is a bottleneck. */
+const STALL_REPEAT_MS = 10_000;
 
 /**
  * Three standard errors of a loss fraction measured over `samples` packets, lost in runs of `runLength` on
@@ -190,6 +204,8 @@ export class RateController {
     waited: number;
     /** Reports on the decrease that showed the loss only partly down. */
     unconvinced: number;
+    /** The receiver had just taken in far more without loss: if slowing down helps, it was a stall. */
+    stall: boolean;
   } | null = null;
   /** The slowest receiver's bottleneck (bits/s) as last measured, null when none is known. */
   private bottleneckBps: number | null = null;
@@ -216,7 +232,7 @@ export class RateController {
   report(nodeId: number, loss: number, samples: number, now: number, takenBps: number | null = null, lossEvents = 0): void {
     let r = this.receivers.get(nodeId);
     if (!r) {
-      r = { loss, samples, runLength: 1, at: now, baseline: 0, swing: 0, swings: 0, previous: null, excess: 0, streak: 0, takenBps };
+      r = { loss, samples, runLength: 1, at: now, baseline: 0, swing: 0, swings: 0, previous: null, excess: 0, streak: 0, takenBps, cleanTakenBps: 0, cleanAt: -Infinity, stalledAt: -Infinity };
       this.receivers.set(nodeId, r);
     }
     r.loss = loss;
@@ -239,6 +255,10 @@ export class RateController {
     r.previous = { loss, at: now };
     r.excess = Math.max(0, loss - r.baseline - this.noise(r));
     r.streak = r.excess > SMALL_EXCESS ? r.streak + 1 : 0;
+    if (r.excess === 0 && takenBps !== null && (takenBps >= r.cleanTakenBps || now - r.cleanAt > CLEAN_MEMORY_MS)) {
+      r.cleanTakenBps = takenBps;
+      r.cleanAt = now;
+    }
     // A report measured before a decrease under test could show: what this receiver lost before it.
     const trial = this.trial;
     if (trial && now < trial.freshFrom && r.excess > SMALL_EXCESS && !trial.before.has(nodeId)) trial.before.set(nodeId, { loss, excess: r.excess });
@@ -363,6 +383,16 @@ export class RateController {
         x.streak = 0;
       }
     }
+    if (kept && trial.stall) {
+      // The receiver took in far more without loss just before, and its loss stopped once the rate came down: it
+      // stalled (a disk flush, a busy core) and overflowed its socket buffer meanwhile; it has no bottleneck there.
+      // Nothing is held or remembered: the rate grows back fast. (Test LAN, 8 receivers writing 2 GiB each to one
+      // disk: each such stall held the rate at half for 2 s, then crept back for 3 s; 1.33 times the minimum.)
+      if (r) r.stalledAt = now;
+      this.bottleneckBps = trial.bottleneckBefore;
+      this.bottleneckNode = trial.bottleneckNodeBefore;
+      return;
+    }
     if (kept) {
       const same = trial.bottleneckBefore !== null && Math.abs(this.bottleneckBps! - trial.bottleneckBefore) <= trial.bottleneckBefore * SAME_BOTTLENECK;
       this.holdMs = same ? Math.min(MAX_HOLD_MS, this.holdMs * 2) : MIN_HOLD_MS;
@@ -383,6 +413,10 @@ export class RateController {
     const taken = worst.takenBps ?? base * (1 - worst.loss);
     const bottleneck = taken / (1 - worst.baseline);
     const rate = Math.max(this.config.minBps, bottleneck * LANDING);
+    // Far under what it took in without loss a moment ago: maybe a stall rather than a bottleneck. Once in a while
+    // per receiver; the next decrease for it soon after is a bottleneck (a receiver that has really slowed down
+    // costs one more interval of loss).
+    const stall = worst.cleanTakenBps >= bottleneck * STALL_MARGIN && now - worst.cleanAt <= CLEAN_MEMORY_MS && now - worst.stalledAt > STALL_REPEAT_MS;
     if (rate >= this.rate) return; // at the floor already (or the rate is below what got through): nothing to try
     const before = new Map<number, LossBefore>();
     for (const [n, r] of this.receivers) if (r.excess > SMALL_EXCESS) before.set(n, { loss: r.loss, excess: r.excess });
@@ -397,6 +431,7 @@ export class RateController {
       freshFrom: now + intervalMs * 0.8,
       waited: 0,
       unconvinced: 0,
+      stall,
     };
     this.bottleneckBps = bottleneck;
     this.bottleneckNode = node;

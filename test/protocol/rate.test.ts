@@ -380,3 +380,39 @@ test('QueueGuard: the tracked least sample equals a scan of every receiver lates
     ),
   );
 });
+
+/** A receiver reporting every 250 ms: it takes in `capacity(t)` and loses the rest of what the rate sends. */
+function driveStalls(capacity: (t: number) => number, intervals: number): { rates: number[]; decreases: number } {
+  const c = new RateController({ maxBps: 500e6, minBps: 1e6, adaptive: true });
+  const rates: number[] = [];
+  for (let i = 0; i < intervals; i++) {
+    const t = i * 250;
+    const rate = c.rate;
+    const delivered = Math.min(rate, capacity(t));
+    c.report(1, 1 - delivered / rate, Math.round((delivered * 0.25) / 72_000), t, delivered);
+    rates.push(c.update(t, 250, rate));
+  }
+  return { rates, decreases: c.decreases };
+}
+
+test('a receiver that stalls once (a disk flush) after taking in the full rate: back to the full rate within a second or so', () => {
+  // 3 s at the full rate without loss, then one interval in which the receiver took in only 270 Mbit/s (it
+  // overflowed while stalled), then the full rate again. The rate used to land at 256 Mbit/s, hold 2 s there and
+  // creep back over 3 s more.
+  const { rates, decreases } = driveStalls((t) => (t === 3000 ? 270e6 : 1e9), 40);
+  assert.equal(decreases, 1);
+  const after = rates.slice(12);
+  assert.ok(Math.min(...after) < 300e6, 'the rate came down at the stall');
+  const back = after.findIndex((r) => r >= 0.95 * 500e6);
+  assert.ok(back >= 0 && back <= 8, `back at the full rate after ${back} intervals: ${after.slice(0, 12).map((r) => Math.round(r / 1e6)).join(' ')}`);
+});
+
+test('a receiver that slows down for good after taking in the full rate: the second decrease for it holds', () => {
+  // From 3 s on it takes in 270 Mbit/s. The first decrease gets the benefit of the doubt (a stall), the rate grows
+  // back and overflows it once more; then it settles under 270 and stays there, with no third fast return.
+  const { rates, decreases } = driveStalls((t) => (t >= 3000 ? 270e6 : 1e9), 80);
+  assert.ok(decreases >= 2 && decreases <= 4, `${decreases} decreases`);
+  const settled = rates.slice(40);
+  assert.ok(settled.filter((r) => r > 270e6).length <= settled.length * 0.15, `above 270 Mbit/s: ${settled.map((r) => Math.round(r / 1e6)).join(' ')}`);
+  assert.ok(mean(settled) > 230e6, `mean ${mean(settled) / 1e6} Mbit/s`);
+});
