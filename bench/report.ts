@@ -99,7 +99,7 @@ function fmtSpread(x: Spread | null, digits: number, scale = 1): string {
   return x.n > 1 ? `${median} (${(x.min / scale).toFixed(digits)}–${(x.max / scale).toFixed(digits)})` : median;
 }
 
-/** "**2 of 3 failed** ", or nothing when every run delivered. */
+/** "**1 of 3 partial** " (how many runs did not deliver, and how they ended), or nothing when every run delivered. */
 function failures(s: RunSummary): string {
   if (s.failed.length === 0) return '';
   const statuses = [...new Set(s.failed.map((r) => r.status))].join(', ');
@@ -142,7 +142,7 @@ export function markdown(results: BenchResults): string {
   );
   if (c.envDropped?.length) {
     lines.push(
-      `- the tools ran without ${c.envDropped.join(', ')}, set in this environment: Node parses that CA bundle at every process start, and no transfer uses TLS`,
+      `- the tools ran without ${c.envDropped.join(', ')}, set in this environment: it changes no transfer but costs every Node process at its start (bench/proc.ts)`,
     );
   }
   const repeats = c.repeat ?? 1;
