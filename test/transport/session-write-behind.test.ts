@@ -5,6 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { receiveImage, sendImage } from '../../src/transport/session.js';
@@ -180,4 +181,26 @@ test('flushRange: resolves for a written file, and rejects with the errno for a 
   await file.close();
   await assert.rejects(addon!.flushRange!(fd, 0, 1024 * 1024), { code: 'EBADF', message: /sync_file_range: Bad file descriptor/ });
   assert.throws(() => addon!.flushRange!(fd, -1, 1), TypeError);
+});
+
+/** Bytes of `path` in the page cache (util-linux fincore), or null where fincore is missing. */
+function cachedBytes(path: string): number | null {
+  const out = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' });
+  return out.status === 0 ? Number(out.stdout.trim()) : null;
+}
+
+test('flushRange: drops the range it wrote out from the page cache, and only that range', { skip: NO_FLUSH_RANGE }, async (t) => {
+  const dir = tempDir(t, 'fc-wb-');
+  // tmpfs keeps files only in the page cache: nothing to drop there.
+  if ((await fs.statfs(dir)).type === 0x01021994) return t.skip(`${dir} is on tmpfs`);
+  const path = join(dir, 'f');
+  const file = await fs.open(path, 'w');
+  t.after(() => file.close());
+  await file.write(randomBytes(8 * 1024 * 1024));
+  const before = cachedBytes(path);
+  if (before === null) return t.skip('fincore (util-linux) is not available');
+  assert.ok(before >= 7 * 1024 * 1024, `${before} bytes cached after the write`);
+  await addon!.flushRange!(file.fd, 0, 4 * 1024 * 1024);
+  const after = cachedBytes(path)!;
+  assert.ok(after <= 4.5 * 1024 * 1024 && after >= 3.5 * 1024 * 1024, `${after} bytes cached after flushing the first half`);
 });
