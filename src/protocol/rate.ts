@@ -386,8 +386,8 @@ export class RateController {
     if (kept && trial.stall) {
       // The receiver took in far more without loss just before, and its loss stopped once the rate came down: it
       // stalled (a disk flush, a busy core) and overflowed its socket buffer meanwhile; it has no bottleneck there.
-      // Nothing is held or remembered: the rate grows back fast. (Test LAN, 8 receivers writing 2 GiB each to one
-      // disk: each such stall held the rate at half for 2 s, then crept back for 3 s; 1.33 times the minimum.)
+      // Nothing is held or remembered: the rate grows back fast. (Test LAN, 8 receivers writing 2 GiB each while
+      // the page cache was full: each such stall held the rate at half for 2 s, then crept back for 3 s.)
       if (r) r.stalledAt = now;
       this.bottleneckBps = trial.bottleneckBefore;
       this.bottleneckNode = trial.bottleneckNodeBefore;
