@@ -327,9 +327,10 @@ export function svgChart(results: BenchResults): string {
           out.push(`<text x="${x + barW / 2}" y="${y0 + panelH - 4}" text-anchor="middle" font-size="8" fill="#999">n/a</text>`);
           return;
         }
-        const delivered = runs.filter((r) => r.status === 'ok').length;
+        const { ok } = summarise(runs);
+        const delivered = ok.length;
         // The runs that delivered to every receiver, as in the tables; only when none did, the others' figures.
-        const figures = spread((delivered ? runs.filter((r) => r.status === 'ok') : runs).map(value).filter((v): v is number => v !== null));
+        const figures = spread((delivered ? ok : runs).map(value).filter((v): v is number => v !== null));
         if (figures === null) {
           out.push(`<text x="${x + barW / 2}" y="${y0 + panelH - 4}" text-anchor="middle" font-size="9" fill="#c00">✗</text>`);
           return;
